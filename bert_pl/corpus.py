@@ -1,0 +1,180 @@
+"""Where pretraining text comes from. Every reader yields documents as lists of sentences, streaming.
+
+- `google`: Google's format: one sentence per line, a blank line between documents.
+- `plain`: free text; a file, or each blank-line-separated block (`doc_split=block`), is a document, and
+  sentences are split here.
+- `hub`: a `datasets` dataset (online, or a local folder/`save_to_disk` copy) with a text column.
+- `embedded`: the docstrings of Python's own standard library, parsed (not imported): always there, offline.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import os
+import re
+import sys
+import sysconfig
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+Document = List[str]
+
+# A sentence ends at . ! ? (or their CJK forms), possibly followed by closing quotes/brackets, then whitespace
+# and an upper-case letter, digit or opening quote. Good enough for pretraining segments, and fast.
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9À-Þ])")
+
+
+class CorpusError(ValueError):
+    """Bad pretraining input: the message names the file (and line) and what to do."""
+
+
+def split_sentences(text: str) -> List[str]:
+    text = " ".join(text.split())
+    if not text:
+        return []
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def _expand(paths: Sequence[str]) -> List[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files: List[Path] = []
+    for p in paths:
+        path = Path(os.path.expanduser(str(p)))
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+            if not found:
+                raise CorpusError(f"corpus folder {path} holds no files; point data.paths at text files")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise CorpusError(f"corpus path {path} does not exist; set data.paths to existing files or folders")
+    return files
+
+
+def _lines(path: Path, encoding_errors: str) -> Iterator[str]:
+    """Lines of a UTF-8 file; invalid bytes stop with file:line unless encoding_errors='replace'."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                if encoding_errors == "strict":
+                    raise CorpusError(
+                        f"{path}:{lineno}: invalid UTF-8 at byte {e.start} of the line; re-encode the file as UTF-8 "
+                        f"or set data.encoding_errors=replace to replace bad bytes"
+                    ) from None
+                yield raw.decode("utf-8", errors=encoding_errors)
+
+
+def google_documents(paths, encoding_errors: str = "strict") -> Iterator[Document]:
+    for path in _expand(paths):
+        doc: Document = []
+        for line in _lines(path, encoding_errors):
+            line = line.strip()
+            if line:
+                doc.append(line)
+            elif doc:
+                yield doc
+                doc = []
+        if doc:
+            yield doc
+
+
+def plain_documents(paths, doc_split: str = "file", encoding_errors: str = "strict") -> Iterator[Document]:
+    if doc_split not in ("file", "block"):
+        raise CorpusError(f"data.doc_split={doc_split!r}: use 'file' or 'block'")
+    for path in _expand(paths):
+        block: List[str] = []
+        for line in _lines(path, encoding_errors):
+            if line.strip():
+                block.extend(split_sentences(line))
+            elif doc_split == "block" and block:
+                yield block
+                block = []
+        if block:
+            yield block
+
+
+def hub_documents(name: str, config: Optional[str] = None, split: str = "train", text_column: str = "text",
+                  streaming: bool = True, revision: Optional[str] = None) -> Iterator[Document]:
+    """A `datasets` dataset: a hub name (online), or a local folder saved with `save_to_disk` / of data files."""
+    import datasets
+
+    local = Path(os.path.expanduser(name))
+    saved = ("dataset_info.json", "state.json", "dataset_dict.json")
+    if local.is_dir() and any((local / f).exists() for f in saved):
+        ds = datasets.load_from_disk(str(local))
+        ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
+    else:
+        from .hub import require_online
+
+        if not local.exists():
+            require_online(f"dataset {name!r}", "data.name=/path/to/a/local/copy or data=text data.paths=FILES")
+        ds = datasets.load_dataset(name, config, split=split, streaming=streaming, revision=revision)
+    columns = getattr(ds, "column_names", None)
+    if columns is not None and text_column not in columns:
+        raise CorpusError(f"dataset {name!r} has no column {text_column!r} (columns: {columns}); set data.text_column")
+    for row in ds:
+        sentences = split_sentences(row[text_column] or "")
+        if sentences:
+            yield sentences
+
+
+def _stdlib_files() -> List[Path]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = {"site-packages", "test", "tests", "idlelib", "lib2to3", "__pycache__", "turtledemo"}
+    return sorted(p for p in root.rglob("*.py") if not skip.intersection(p.relative_to(root).parts))
+
+
+def embedded_documents(max_chars: int = 3_000_000) -> Iterator[Document]:
+    """One document per standard-library module: its module, class and function docstrings, in source order."""
+    total = 0
+    for path in _stdlib_files():
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        doc: Document = []
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                text = ast.get_docstring(node)
+                if text:
+                    for para in re.split(r"\n\s*\n", text):
+                        if len(para.split()) >= 4 and not para.lstrip().startswith(">>>"):
+                            doc.extend(split_sentences(para))
+        if len(doc) >= 2:
+            yield doc
+            total += sum(map(len, doc))
+            if total >= max_chars:
+                return
+
+
+def fingerprint(source: dict) -> str:
+    """Identifies a corpus for the on-disk cache: file paths, sizes and mtimes, or the dataset's name."""
+    h = hashlib.sha256(repr(sorted((k, str(v)) for k, v in source.items())).encode())
+    kind = source.get("format")
+    if kind in ("google", "plain"):
+        for f in _expand(source["paths"]):
+            st = f.stat()
+            h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    elif kind == "embedded":
+        h.update(f"{sys.version}|{sysconfig.get_paths()['stdlib']}".encode())
+    return h.hexdigest()[:16]
+
+
+def documents(source: dict) -> Iterator[Document]:
+    """Dispatch on `source['format']`; the dict is the `data.source` config."""
+    kind = source.get("format")
+    enc = source.get("encoding_errors", "strict")
+    if kind == "google":
+        return google_documents(source["paths"], enc)
+    if kind == "plain":
+        return plain_documents(source["paths"], source.get("doc_split", "file"), enc)
+    if kind == "hub":
+        return hub_documents(source["name"], source.get("config"), source.get("split", "train"),
+                             source.get("text_column", "text"), source.get("streaming", True), source.get("revision"))
+    if kind == "embedded":
+        return embedded_documents(source.get("max_chars", 3_000_000))
+    raise CorpusError(f"data.source.format={kind!r}: use one of google, plain, hub, embedded")

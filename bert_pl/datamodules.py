@@ -1,0 +1,135 @@
+"""The pretraining LightningDataModule: tokenizer (given or trained), cached instances, masking at batch time."""
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Optional
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from . import tokenization
+from .corpus import CorpusError, documents, fingerprint
+from .pretraining_data import MaskingCollator, build_pretraining_dataset
+from .sampling import IndexedDataset, ResumableSampler
+
+log = logging.getLogger(__name__)
+
+
+def resume_offset(trainer, loader_len_batches: int) -> int:
+    """Batches already done in the current epoch when resuming (0 on a fresh start or an epoch boundary)."""
+    if trainer is None:
+        return 0
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+    return done if 0 < done < loader_len_batches else 0
+
+
+def rank_info(trainer):
+    if trainer is None:
+        return 0, 1
+    return trainer.global_rank, trainer.world_size
+
+
+class PretrainingDataModule(L.LightningDataModule):
+    def __init__(self, source: dict, tokenizer: Optional[dict] = None, max_seq_length: int = 128,
+                 short_seq_prob: float = 0.1, dupe_factor: int = 1, nsp: bool = True, masked_lm_prob: float = 0.15,
+                 max_predictions_per_seq: int = 20, whole_word_masking: bool = False, dynamic_masking: bool = True,
+                 batch_size: int = 32, eval_batch_size: Optional[int] = None, num_workers: int = 0,
+                 num_proc: int = 1, val_fraction: float = 0.0, cache_dir: str = "data/cache", seed: int = 12345,
+                 static_shapes: bool = False, docs_per_shard: int = 2000):
+        super().__init__()
+        self.source = dict(source)
+        self.tokenizer_cfg = dict(tokenizer or {})
+        self.max_seq_length = max_seq_length
+        self.build_kwargs = dict(max_seq_length=max_seq_length, short_seq_prob=short_seq_prob,
+                                 dupe_factor=dupe_factor, nsp=nsp, val_fraction=val_fraction, seed=seed,
+                                 num_proc=num_proc, docs_per_shard=docs_per_shard)
+        self.mask_kwargs = dict(masked_lm_prob=masked_lm_prob, max_predictions_per_seq=max_predictions_per_seq,
+                                whole_word_masking=whole_word_masking, dynamic=dynamic_masking, seed=seed,
+                                max_seq_length=max_seq_length, static_shapes=static_shapes)
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.static_shapes = static_shapes
+        self.seed = seed
+        self.cache_dir = Path(cache_dir)
+        self.tokenizer = None
+        self.datasets = None
+        if max_seq_length < 8:
+            raise ValueError(f"data.max_seq_length={max_seq_length} is too short for [CLS] A [SEP] B [SEP]")
+
+    # -- tokenizer ----------------------------------------------------------------------------------------------
+    def load_tokenizer(self, from_checkpoint: Optional[str] = None):
+        """`tokenizer.path` (vocab.txt / tokenizer.json / folder), else the checkpoint's, else train one (cached)."""
+        if self.tokenizer is not None:
+            return self.tokenizer
+        cfg = self.tokenizer_cfg
+        if cfg.get("path"):
+            self.tokenizer = tokenization.load(cfg["path"], cfg.get("lowercase"))
+        elif from_checkpoint is not None:
+            self.tokenizer = tokenization.from_json_string(from_checkpoint)
+        else:
+            self.tokenizer = self._train_tokenizer(cfg)
+        return self.tokenizer
+
+    def _train_tokenizer(self, cfg: dict):
+        from filelock import FileLock
+
+        vocab_size, lowercase = int(cfg.get("vocab_size", 8000)), bool(cfg.get("lowercase", True))
+        key = hashlib.sha256(f"{fingerprint(self.source)}|{vocab_size}|{lowercase}".encode()).hexdigest()[:16]
+        folder = self.cache_dir / f"tokenizer-{key}"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.cache_dir / f".tokenizer-{key}.lock")):
+            if (folder / "tokenizer.json").is_file():
+                return tokenization.load(folder)
+            log.info("training a %d-word WordPiece vocab on %s", vocab_size, self.source.get("format"))
+            texts = (s for doc in documents(self.source) for s in doc)
+            tok = tokenization.train(texts, vocab_size=vocab_size, lowercase=lowercase,
+                                     min_frequency=int(cfg.get("min_frequency", 2)))
+            if tok.get_vocab_size() <= len(tokenization.SPECIAL_TOKENS):
+                raise CorpusError(f"the corpus {self.source} holds no text to train a vocab on")
+            tmp = folder.with_name(folder.name + ".tmp")
+            tokenization.save(tok, tmp)
+            tmp.rename(folder)
+            return tok
+
+    # -- data ---------------------------------------------------------------------------------------------------
+    def prepare_data(self):
+        self._build()
+
+    def setup(self, stage: Optional[str] = None):
+        self._build()
+
+    def _build(self):
+        if self.datasets is None:
+            from filelock import FileLock
+
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(self.cache_dir / ".pretrain.lock")):
+                self.datasets = build_pretraining_dataset(self.source, self.load_tokenizer(), self.cache_dir,
+                                                          **self.build_kwargs)
+        return self.datasets
+
+    def collator(self) -> MaskingCollator:
+        return MaskingCollator(self.load_tokenizer().get_vocab(), **self.mask_kwargs)
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        data = self._build()[split]
+        rank, world = rank_info(self.trainer)
+        sampler = ResumableSampler(len(data), shuffle=train, seed=self.seed, rank=rank, world_size=world,
+                                   drop_last=self.static_shapes)
+        bs = self.batch_size if train else self.eval_batch_size
+        if train:
+            sampler.start_at(resume_offset(self.trainer, len(sampler) // bs) * bs)
+        return DataLoader(IndexedDataset(data), batch_size=bs, sampler=sampler, collate_fn=self.collator(),
+                          num_workers=self.num_workers, drop_last=train and self.static_shapes,
+                          persistent_workers=False, pin_memory=False)
+
+    def train_dataloader(self):
+        return self._loader("train", True)
+
+    def val_dataloader(self):
+        if "validation" not in self._build():
+            return []
+        return self._loader("validation", False)

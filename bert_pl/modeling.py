@@ -1,0 +1,366 @@
+"""BERT encoder and heads in one file (Devlin et al., 2018), following Google's `modeling.py`.
+
+Parameter names follow Google's layout as Hugging Face spells it (`bert.encoder.layer.N.attention.self.query`,
+`cls.predictions.transform`, ...), so checkpoints convert by renaming only.
+
+Two optional fast paths, both exact (same numbers as the plain path):
+- `unpad`: the dense layers (QKV, attention output, FFN, LayerNorm) run over real tokens only; only the
+  attention product itself is re-padded per layer, so a padded batch costs what its real tokens cost.
+- masked-LM gather: `BertForPreTraining` takes `mlm_positions` and applies the MLM head to those positions
+  only, instead of projecting every token onto the 30k-word vocabulary.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    unpad: bool = False  # fast path: dense layers over real tokens only
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}"
+            )
+        if self.hidden_act not in ACTIVATIONS:
+            raise ValueError(f"hidden_act={self.hidden_act!r} is not one of {sorted(ACTIVATIONS)}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BertConfig":
+        """Accepts Google's bert_config.json, a Hugging Face config.json or our own dict; ignores extra keys."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in dict(d).items() if k in names})
+
+    @classmethod
+    def from_json_file(cls, path) -> "BertConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def num_parameters_dense(self) -> int:
+        """Weights of the matmuls run per token (for FLOP counts): encoder only."""
+        h, i = self.hidden_size, self.intermediate_size
+        return self.num_hidden_layers * (4 * h * h + 2 * h * i)
+
+
+def _gelu_tanh(x):
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATIONS = {"gelu": F.gelu, "gelu_new": _gelu_tanh, "gelu_pytorch_tanh": _gelu_tanh, "relu": F.relu}
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids, token_type_ids):
+        seq_len = input_ids.shape[1]
+        positions = torch.arange(seq_len, device=input_ids.device)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(
+            token_type_ids
+        )
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def forward(self, x, mask, unpad_index=None, batch_shape=None):
+        """x: (B, S, H), or (T, H) real tokens when `unpad_index` gives their flat positions in (B*S)."""
+        q, k, v = self.query(x), self.key(x), self.value(x)
+        if unpad_index is not None:  # re-pad for the attention product only
+            q, k, v = (_pad(t, unpad_index, batch_shape) for t in (q, k, v))
+        b, s, h = q.shape
+        q, k, v = (t.view(b, s, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
+        ctx = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.dropout_p if self.training else 0.0
+        )
+        ctx = ctx.transpose(1, 2).reshape(b, s, h)
+        if unpad_index is not None:
+            ctx = ctx.reshape(b * s, h).index_select(0, unpad_index)
+        return ctx
+
+
+class BertSelfOutput(nn.Module):
+    """Projection, dropout, residual, post-LN: shared shape of the attention output and the FFN output."""
+
+    def __init__(self, config: BertConfig, in_features: int):
+        super().__init__()
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x, residual):
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config, config.hidden_size)
+
+    def forward(self, x, mask, unpad_index=None, batch_shape=None):
+        return self.output(self.self(x, mask, unpad_index, batch_shape), x)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACTIVATIONS[config.hidden_act]
+
+    def forward(self, x):
+        return self.act(self.dense(x))
+
+
+class BertLayer(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertSelfOutput(config, config.intermediate_size)
+
+    def forward(self, x, mask, unpad_index=None, batch_shape=None):
+        attn = self.attention(x, mask, unpad_index, batch_shape)
+        return self.output(self.intermediate(attn), attn)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+
+
+class BertPooler(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, sequence_output):
+        return torch.tanh(self.dense(sequence_output[:, 0]))
+
+
+def _pad(flat, index, batch_shape):
+    """Scatter real-token rows (T, H) back into a zero-padded (B, S, H) tensor."""
+    b, s = batch_shape
+    out = flat.new_zeros(b * s, flat.shape[-1])
+    return out.index_copy(0, index, flat).view(b, s, -1)
+
+
+class BertModel(nn.Module):
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, output_hidden_states: bool = False):
+        """Returns dict(sequence_output (B,S,H), pooled_output (B,H), hidden_states: embeddings + each layer)."""
+        if input_ids.shape[1] > self.config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings="
+                f"{self.config.max_position_embeddings}; lower max_seq_length"
+            )
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids)
+        mask = None
+        unpad_index = None
+        batch_shape = tuple(input_ids.shape)
+        if attention_mask is not None:
+            attention_mask = attention_mask.bool()
+            # (B,1,1,S): True = attend. A fully padded row would give NaN in SDPA; it never occurs in real batches.
+            mask = attention_mask[:, None, None, :]
+            if self.config.unpad:
+                unpad_index = attention_mask.flatten().nonzero().squeeze(1)
+                x = x.reshape(-1, x.shape[-1]).index_select(0, unpad_index)
+        hidden_states = [x] if output_hidden_states else None
+        for layer in self.encoder.layer:
+            x = layer(x, mask, unpad_index, batch_shape)
+            if output_hidden_states:
+                hidden_states.append(x)
+        if unpad_index is not None:
+            x = _pad(x, unpad_index, batch_shape)
+            if output_hidden_states:
+                hidden_states = [_pad(h, unpad_index, batch_shape) for h in hidden_states]
+        pooled = self.pooler(x) if self.pooler is not None else None
+        return {"sequence_output": x, "pooled_output": pooled, "hidden_states": hidden_states}
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = ACTIVATIONS[config.hidden_act]
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, x):
+        return self.LayerNorm(self.act(self.dense(x)))
+
+
+class BertLMPredictionHead(nn.Module):
+    """dense + GELU + LayerNorm, then a decoder tied to the word embeddings with its own output bias."""
+
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.word_embeddings = [word_embeddings]  # a list so the tied weight is not registered twice
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, x):
+        return F.linear(self.transform(x), self.word_embeddings[0].weight, self.bias)
+
+
+class BertPreTrainingHeads(nn.Module):
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config, word_embeddings)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+def init_weights(module: nn.Module, std: float):
+    """Google's init: truncated normal (±2 std) for weights, zero biases, LayerNorm = identity."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class BertForPreTraining(nn.Module):
+    def __init__(self, config: BertConfig, nsp: bool = True):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.cls = BertPreTrainingHeads(config, self.bert.embeddings.word_embeddings)
+        if not nsp:
+            self.cls.seq_relationship = None
+        init_weights(self, config.initializer_range)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_positions=None, mlm_labels=None,
+                next_sentence_label=None):
+        """`mlm_positions` (B,P): run the MLM head there only; logits are then (B,P,V), else (B,S,V).
+        `mlm_labels` has the shape of the logits' first two dims, -100 where there is nothing to predict."""
+        out = self.bert(input_ids, token_type_ids, attention_mask)
+        seq = out["sequence_output"]
+        if mlm_positions is not None:
+            seq = torch.gather(seq, 1, mlm_positions.unsqueeze(-1).expand(-1, -1, seq.shape[-1]))
+        mlm_logits = self.cls.predictions(seq)
+        result = {"mlm_logits": mlm_logits, "pooled_output": out["pooled_output"]}
+        loss = None
+        if mlm_labels is not None:
+            result["mlm_loss"] = loss = F.cross_entropy(
+                mlm_logits.reshape(-1, mlm_logits.shape[-1]).float(), mlm_labels.reshape(-1), ignore_index=-100
+            )
+        if self.cls.seq_relationship is not None:
+            result["nsp_logits"] = self.cls.seq_relationship(out["pooled_output"])
+            if next_sentence_label is not None:
+                result["nsp_loss"] = F.cross_entropy(result["nsp_logits"].float(), next_sentence_label)
+                loss = result["nsp_loss"] if loss is None else loss + result["nsp_loss"]
+        result["loss"] = loss
+        return result
+
+
+class BertForSequenceClassification(nn.Module):
+    """Pooled [CLS] output -> dropout -> one linear layer (num_labels=1: regression, as STS-B)."""
+
+    def __init__(self, config: BertConfig, num_labels: int, classifier_dropout: Optional[float] = None):
+        super().__init__()
+        self.config = config
+        self.num_labels = num_labels
+        self.bert = BertModel(config)
+        p = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        init_weights(self, config.initializer_range)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
+        pooled = self.bert(input_ids, token_type_ids, attention_mask)["pooled_output"]
+        logits = self.classifier(self.dropout(pooled))
+        loss = None
+        if labels is not None:
+            if self.num_labels == 1:
+                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
+            else:
+                loss = F.cross_entropy(logits.float(), labels)
+        return {"logits": logits, "loss": loss}
+
+
+class BertForQuestionAnswering(nn.Module):
+    """Sequence output -> one linear layer giving start and end logits; loss = mean of the two cross-entropies."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        init_weights(self, config.initializer_range)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, start_positions=None, end_positions=None):
+        seq = self.bert(input_ids, token_type_ids, attention_mask)["sequence_output"]
+        start_logits, end_logits = self.qa_outputs(seq).float().unbind(-1)
+        loss = None
+        if start_positions is not None:
+            loss = (F.cross_entropy(start_logits, start_positions) + F.cross_entropy(end_logits, end_positions)) / 2
+        return {"start_logits": start_logits, "end_logits": end_logits, "loss": loss}
+
+
+HEADS = {
+    "pretraining": BertForPreTraining,
+    "classification": BertForSequenceClassification,
+    "span": BertForQuestionAnswering,
+}
+
+
+def model_flops_per_token(config: BertConfig, seq_len: int, mlm_predictions_per_token: float = 1.0) -> float:
+    """Forward+backward FLOPs per token (6 x matmul params + attention), as in the MFU literature."""
+    attn = 12 * config.num_hidden_layers * config.hidden_size * seq_len  # QK^T and AV, fwd+bwd
+    head = 6 * mlm_predictions_per_token * (config.hidden_size * config.vocab_size + config.hidden_size ** 2)
+    return 6 * config.num_parameters_dense + attn + head
+
+
+__all__ = [
+    "BertConfig", "BertModel", "BertForPreTraining", "BertForSequenceClassification", "BertForQuestionAnswering",
+    "HEADS", "init_weights", "model_flops_per_token",
+]

@@ -1,0 +1,311 @@
+"""Google's `create_pretraining_data` algorithm, on Arrow, cached, and a masking collator applied at batch time.
+
+Pairing (`create_instances_from_document`) follows Google's code step by step: segments are filled up to a target
+length (a shorter random target with probability `short_seq_prob`), split at a random point into A and B, B is
+replaced by text from another document half of the time (`is_random_next`, unused segments are put back), and the
+pair is truncated from a random end. Masking is done later, in `MaskingCollator`, so every epoch sees new masks.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .corpus import CorpusError
+from .tokenization import SPECIAL_TOKENS
+
+IGNORE_INDEX = -100
+
+
+def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int, rng: random.Random) -> None:
+    """Truncate the longer segment one token at a time, from the front or the back at random (Google)."""
+    while len(tokens_a) + len(tokens_b) > max_num_tokens:
+        trunc = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        if rng.random() < 0.5:
+            del trunc[0]
+        else:
+            trunc.pop()
+
+
+def create_instances_from_document(all_documents: Sequence[Sequence[Sequence[int]]], document_index: int,
+                                   max_seq_length: int, short_seq_prob: float, rng: random.Random,
+                                   nsp: bool = True):
+    """Returns (tokens_a, tokens_b, is_random_next) triples for one document (token ids, no specials).
+
+    With nsp=False, segments are contiguous text only (B follows A, or B is empty when a chunk has one segment)."""
+    document = all_documents[document_index]
+    max_num_tokens = max_seq_length - 3
+    target_seq_length = max_num_tokens
+    if rng.random() < short_seq_prob:
+        target_seq_length = rng.randint(2, max_num_tokens)
+
+    instances = []
+    current_chunk: List[Sequence[int]] = []
+    current_length = 0
+    i = 0
+    while i < len(document):
+        segment = document[i]
+        current_chunk.append(segment)
+        current_length += len(segment)
+        if i == len(document) - 1 or current_length >= target_seq_length:
+            if current_chunk:
+                a_end = 1
+                if len(current_chunk) >= 2:
+                    a_end = rng.randint(1, len(current_chunk) - 1)
+                tokens_a = [t for seg in current_chunk[:a_end] for t in seg]
+                tokens_b: List[int] = []
+                is_random_next = False
+                if nsp and (len(current_chunk) == 1 or rng.random() < 0.5) and len(all_documents) > 1:
+                    is_random_next = True
+                    target_b_length = target_seq_length - len(tokens_a)
+                    for _ in range(10):
+                        random_document_index = rng.randint(0, len(all_documents) - 1)
+                        if random_document_index != document_index:
+                            break
+                    random_document = all_documents[random_document_index]
+                    random_start = rng.randint(0, len(random_document) - 1)
+                    for j in range(random_start, len(random_document)):
+                        tokens_b.extend(random_document[j])
+                        if len(tokens_b) >= target_b_length:
+                            break
+                    # The unused segments go back, so they are not wasted.
+                    i -= len(current_chunk) - a_end
+                else:
+                    for j in range(a_end, len(current_chunk)):
+                        tokens_b.extend(current_chunk[j])
+                truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+                if tokens_a and (tokens_b or not nsp):
+                    instances.append((tokens_a, tokens_b, is_random_next))
+            current_chunk = []
+            current_length = 0
+        i += 1
+    return instances
+
+
+def build_input(tokens_a, tokens_b, cls_id: int, sep_id: int) -> List[int]:
+    """[CLS] A [SEP] B [SEP]; token types are derived from the first [SEP] at batch time."""
+    ids = [cls_id, *tokens_a, sep_id]
+    if tokens_b:
+        ids += [*tokens_b, sep_id]
+    return ids
+
+
+class _InstanceBuilder:
+    """The `datasets.map` function: a batch of tokenised documents (one shard) -> pretraining instances.
+
+    Random-next segments are drawn from the same shard, so memory is bounded by the shard, as Google's per-file runs.
+    """
+
+    def __init__(self, max_seq_length, short_seq_prob, dupe_factor, nsp, seed, cls_id, sep_id):
+        self.__dict__.update(locals())
+        del self.__dict__["self"]
+
+    def __call__(self, batch, indices):
+        docs = [d for d in batch["sentence_ids"] if d]
+        out: Dict[str, list] = {"input_ids": [], "next_sentence_label": []}
+        rng = random.Random(f"{self.seed}-{indices[0]}")
+        for _ in range(self.dupe_factor):
+            for di in range(len(docs)):
+                for a, b, is_random in create_instances_from_document(
+                        docs, di, self.max_seq_length, self.short_seq_prob, rng, self.nsp):
+                    out["input_ids"].append(build_input(a, b, self.cls_id, self.sep_id))
+                    out["next_sentence_label"].append(int(is_random))
+        return out
+
+
+class _SentenceTokenizer:
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, batch):
+        flat = [s for doc in batch["sentences"] for s in doc]
+        enc = self.tokenizer.encode_batch(flat, add_special_tokens=False) if flat else []
+        out, k = [], 0
+        for doc in batch["sentences"]:
+            ids = [e.ids for e in enc[k:k + len(doc)]]
+            k += len(doc)
+            out.append([s for s in ids if s])
+        return {"sentence_ids": out}
+
+
+def _doc_generator(source: dict):
+    from .corpus import documents
+
+    for doc in documents(source):
+        yield {"sentences": doc}
+
+
+def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length: int = 128,
+                              short_seq_prob: float = 0.1, dupe_factor: int = 1, nsp: bool = True,
+                              val_fraction: float = 0.0, seed: int = 12345, num_proc: int = 1,
+                              docs_per_shard: int = 2000):
+    """Read, sentence-split, tokenise and pair a corpus into an Arrow `DatasetDict` cached under `cache_dir`.
+
+    The cache key covers the corpus (paths, sizes, mtimes), the tokenizer and every parameter; a cache is
+    written to a temporary folder and renamed, so an interrupted build never leaves a half cache behind."""
+    import datasets
+    from .corpus import fingerprint
+
+    datasets.disable_progress_bars()
+    params = dict(max_seq_length=max_seq_length, short_seq_prob=short_seq_prob, dupe_factor=dupe_factor, nsp=nsp,
+                  val_fraction=val_fraction, seed=seed, docs_per_shard=docs_per_shard, version=1)
+    key = hashlib.sha256(
+        (fingerprint(source) + json.dumps(params, sort_keys=True) + tokenizer.to_str()).encode()
+    ).hexdigest()[:16]
+    cache_dir = Path(cache_dir)
+    final = cache_dir / f"pretrain-{key}"
+    if (final / "dataset_dict.json").exists():
+        return datasets.load_from_disk(str(final))
+
+    work = cache_dir / f".tmp-pretrain-{key}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        docs = datasets.Dataset.from_generator(
+            _doc_generator, gen_kwargs={"source": dict(source)}, cache_dir=str(work / "hf"),
+            features=datasets.Features({"sentences": datasets.Sequence(datasets.Value("string"))}),
+        )
+        if len(docs) == 0:
+            raise CorpusError(f"the corpus {_describe(source)} holds no text; point data.source at non-empty files")
+        nproc = max(1, min(num_proc, len(docs) // 200))
+        vocab = tokenizer.get_vocab()
+        tokenised = docs.map(
+            _SentenceTokenizer(tokenizer), batched=True, batch_size=200, num_proc=nproc,
+            remove_columns=["sentences"], desc="tokenising",
+            features=datasets.Features({"sentence_ids": datasets.Sequence(datasets.Sequence(datasets.Value("int32")))}),
+        )
+        splits = {"train": tokenised}
+        if val_fraction > 0 and len(tokenised) >= 2:
+            n_val = max(1, int(round(len(tokenised) * val_fraction)))
+            parts = tokenised.train_test_split(test_size=n_val, seed=seed, shuffle=True)
+            splits = {"train": parts["train"], "validation": parts["test"]}
+        builder = _InstanceBuilder(max_seq_length, short_seq_prob, dupe_factor, nsp, seed, vocab["[CLS]"],
+                                   vocab["[SEP]"])
+        out = {}
+        for name, part in splits.items():
+            out[name] = part.map(
+                builder, batched=True, batch_size=docs_per_shard, with_indices=True, remove_columns=["sentence_ids"],
+                num_proc=max(1, min(nproc, len(part) // docs_per_shard or 1)), desc=f"pairing {name}",
+                features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32")),
+                                            "next_sentence_label": datasets.Value("int8")}),
+            )
+            if len(out[name]) == 0:
+                raise CorpusError(f"the corpus {_describe(source)} gave no {name} instances: documents are too short "
+                                  f"or too few; add text or lower data.val_fraction")
+        dd = datasets.DatasetDict(out)
+        dd.save_to_disk(str(work / "final"))
+        shutil.rmtree(final, ignore_errors=True)
+        (work / "final").rename(final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return datasets.load_from_disk(str(final))
+
+
+def _describe(source: dict) -> str:
+    return str(source.get("paths") or source.get("name") or source.get("format"))
+
+
+class MaskingCollator:
+    """Pads a batch and masks it (Google's recipe): 15% of non-special tokens, at most `max_predictions_per_seq`,
+    80% -> [MASK], 10% -> a random token, 10% unchanged; whole-word masking optional.
+
+    Each example's mask comes from its own generator seeded by (seed, epoch, index), so masks are new every epoch
+    (dynamic), identical for any number of workers and after a resume, and fixed forever with `dynamic=False`.
+    Outputs `mlm_positions`/`mlm_labels` of shape (B, P): P = `max_predictions_per_seq` when `static_shapes`
+    (TPU), else the most predictions in the batch."""
+
+    def __init__(self, vocab: Dict[str, int], masked_lm_prob: float = 0.15, max_predictions_per_seq: int = 20,
+                 whole_word_masking: bool = False, dynamic: bool = True, seed: int = 0,
+                 max_seq_length: Optional[int] = None, static_shapes: bool = False, pad_to_multiple_of: int = 8):
+        self.vocab_size = len(vocab)
+        self.pad_id, self.cls_id, self.sep_id, self.mask_id = (vocab[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]"))
+        self.special = np.zeros(self.vocab_size, dtype=bool)
+        self.continuation = np.zeros(self.vocab_size, dtype=bool)
+        for tok, i in vocab.items():
+            if tok in SPECIAL_TOKENS:
+                self.special[i] = True
+            if tok.startswith("##"):
+                self.continuation[i] = True
+        self.masked_lm_prob = masked_lm_prob
+        self.max_predictions_per_seq = max_predictions_per_seq
+        self.whole_word_masking = whole_word_masking
+        self.dynamic = dynamic
+        self.seed = seed
+        self.max_seq_length = max_seq_length
+        self.static_shapes = static_shapes
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def mask_one(self, ids: np.ndarray, rng: np.random.Generator):
+        """Returns (masked ids, positions, original ids at those positions), positions sorted."""
+        cand = np.flatnonzero(~self.special[ids])
+        if len(cand) == 0:
+            return ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        num_to_predict = min(self.max_predictions_per_seq, max(1, int(round(len(ids) * self.masked_lm_prob))))
+        if self.whole_word_masking:
+            starts = ~self.continuation[ids[cand]]
+            starts[0] = True
+            groups = np.split(cand, np.flatnonzero(starts)[1:])
+        else:
+            groups = [cand[i:i + 1] for i in range(len(cand))]
+        chosen: List[int] = []
+        for g in rng.permutation(len(groups)):
+            if len(chosen) >= num_to_predict:
+                break
+            if len(chosen) + len(groups[g]) > num_to_predict:  # Google skips a word that would overshoot
+                continue
+            chosen.extend(groups[g].tolist())
+        positions = np.sort(np.asarray(chosen, dtype=np.int64))
+        labels = ids[positions].astype(np.int64)
+        masked = ids.copy()
+        r = rng.random(len(positions))
+        masked[positions[r < 0.8]] = self.mask_id
+        rand_pos = positions[r >= 0.9]
+        masked[rand_pos] = rng.integers(0, self.vocab_size, len(rand_pos))
+        return masked, positions, labels
+
+    def __call__(self, examples: List[dict]) -> dict:
+        import torch
+
+        seqs = [np.asarray(e["input_ids"], dtype=np.int64) for e in examples]
+        longest = max(len(s) for s in seqs)
+        if self.static_shapes and self.max_seq_length:
+            width = self.max_seq_length
+        else:
+            m = self.pad_to_multiple_of or 1
+            width = -(-longest // m) * m
+        if self.max_seq_length and longest > self.max_seq_length:
+            raise ValueError(f"an example has {longest} tokens, more than max_seq_length={self.max_seq_length}")
+        b = len(seqs)
+        input_ids = np.full((b, width), self.pad_id, dtype=np.int64)
+        token_type_ids = np.zeros((b, width), dtype=np.int64)
+        attention_mask = np.zeros((b, width), dtype=np.int64)
+        masked = []
+        for i, (ids, ex) in enumerate(zip(seqs, examples)):
+            epoch = ex.get("epoch", 0) if self.dynamic else 0
+            rng = np.random.default_rng([self.seed, epoch, ex.get("index", i)])
+            ids_m, pos, lab = self.mask_one(ids, rng)
+            masked.append((pos, lab))
+            n = len(ids)
+            input_ids[i, :n] = ids_m
+            attention_mask[i, :n] = 1
+            seps = np.flatnonzero(ids == self.sep_id)
+            if len(seps) > 1:
+                token_type_ids[i, seps[0] + 1:n] = 1
+        p = self.max_predictions_per_seq if self.static_shapes else max(1, max(len(pos) for pos, _ in masked))
+        mlm_positions = np.zeros((b, p), dtype=np.int64)
+        mlm_labels = np.full((b, p), IGNORE_INDEX, dtype=np.int64)
+        for i, (pos, lab) in enumerate(masked):
+            mlm_positions[i, :len(pos)] = pos
+            mlm_labels[i, :len(lab)] = lab
+        batch = {
+            "input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
+            "mlm_positions": mlm_positions, "mlm_labels": mlm_labels,
+        }
+        if "next_sentence_label" in examples[0]:
+            batch["next_sentence_label"] = np.asarray([int(e["next_sentence_label"]) for e in examples])
+        return {k: torch.from_numpy(np.ascontiguousarray(v)).long() for k, v in batch.items()}

@@ -1,0 +1,92 @@
+"""What the entry points share: resolvers, instantiating callbacks/loggers/trainer, and one-line user errors."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import List
+
+from omegaconf import DictConfig, OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("bert_pl")
+
+if not OmegaConf.has_resolver("project_root"):
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+
+
+def user_errors():
+    """Bad input ends in one line naming the problem and the fix (exit 2), never a deep stack trace."""
+    from .checkpoints import CheckpointError
+    from .corpus import CorpusError
+    from .hub import OfflineError
+    from .tokenization import VocabError
+
+    return (CorpusError, CheckpointError, VocabError, OfflineError, FileNotFoundError, PermissionError,
+            UserConfigError, OSError)
+
+
+class UserConfigError(ValueError):
+    pass
+
+
+def entry_point(fn):
+    """Wrap a Hydra task function: user errors become one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(cfg: DictConfig):
+        try:
+            return fn(cfg)
+        except user_errors() as e:
+            if os.environ.get("BERT_PL_TRACEBACK"):
+                raise
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper
+
+
+def instantiate_group(group) -> List:
+    from hydra.utils import instantiate
+
+    if not group:
+        return []
+    return [instantiate(c) for c in group.values() if c is not None and "_target_" in c]
+
+
+def build_trainer(cfg: DictConfig):
+    from hydra.utils import instantiate
+
+    return instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")),
+                       logger=instantiate_group(cfg.get("logger")) or False)
+
+
+def model_dict(cfg_model, vocab_size: int, pretrained=None) -> dict:
+    """The architecture: the checkpoint's when starting from one (run-time keys from the preset), else the preset's
+    with the tokenizer's vocab size."""
+    from .checkpoints import config_for
+
+    preset = OmegaConf.to_container(cfg_model, resolve=True) if cfg_model is not None else {}
+    preset.pop("_target_", None)
+    if pretrained:
+        return config_for(pretrained, preset).to_dict()
+    if preset.get("vocab_size") in (None, 0):
+        preset["vocab_size"] = vocab_size
+    elif preset["vocab_size"] < vocab_size:
+        raise UserConfigError(f"model.vocab_size={preset['vocab_size']} is smaller than the tokenizer's "
+                              f"{vocab_size} tokens; leave model.vocab_size=null to take the tokenizer's size")
+    return preset
+
+
+def check_seq_length(max_seq_length: int, model: dict) -> None:
+    if max_seq_length > model["max_position_embeddings"]:
+        raise UserConfigError(
+            f"data.max_seq_length={max_seq_length} exceeds the model's max_position_embeddings="
+            f"{model['max_position_embeddings']}; lower data.max_seq_length (or raise model.max_position_embeddings "
+            f"when training from scratch)")
+
+
+def print_config(cfg: DictConfig) -> None:
+    log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))

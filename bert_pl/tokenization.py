@@ -1,0 +1,137 @@
+"""BERT's WordPiece tokenizer built with `tokenizers`: Google's vocab.txt in, or a new vocab trained from a corpus.
+
+The pipeline is BERT's: clean text (drop control chars), split CJK characters, lowercase + strip accents when
+uncased, split on whitespace and punctuation, then greedy longest-match WordPiece with `##` continuations.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Optional
+
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import WordPiece
+from tokenizers.trainers import WordPieceTrainer
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+REQUIRED_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]"]
+
+
+class VocabError(ValueError):
+    pass
+
+
+def _assemble(model: WordPiece, lowercase: bool) -> Tokenizer:
+    tok = Tokenizer(model)
+    tok.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+    )  # strip_accents=None follows `lowercase`, as in BERT
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    return tok
+
+
+def _add_post_processor(tok: Tokenizer, source: str) -> Tokenizer:
+    vocab = tok.get_vocab()
+    missing = [t for t in REQUIRED_TOKENS if t not in vocab]
+    if missing:
+        raise VocabError(
+            f"{source}: the vocabulary lacks {', '.join(missing)}; a BERT vocab needs all of "
+            f"{', '.join(REQUIRED_TOKENS)} (use Google's vocab.txt, or leave tokenizer.vocab_file unset to train one)"
+        )
+    cls, sep = vocab["[CLS]"], vocab["[SEP]"]
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    return tok
+
+
+def from_vocab_file(vocab_file, lowercase: bool = True) -> Tokenizer:
+    """Google's vocab.txt: one token per line, the line number is the id."""
+    path = Path(vocab_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"vocab file {path} does not exist")
+    vocab = {}
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            token = line.rstrip("\n").rstrip("\r")
+            if token and token not in vocab:
+                vocab[token] = i
+    if not vocab:
+        raise VocabError(f"{path}: the vocab file is empty")
+    tok = _assemble(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100), lowercase)
+    return _add_post_processor(tok, str(path))
+
+
+def from_tokenizer_json(path) -> Tokenizer:
+    tok = Tokenizer.from_file(str(path))
+    return _add_post_processor(tok, str(path))
+
+
+def from_json_string(text: str) -> Tokenizer:
+    return _add_post_processor(Tokenizer.from_str(text), "checkpoint tokenizer")
+
+
+def train(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2) -> Tokenizer:
+    """Train a WordPiece vocab on an iterator of texts (streamed: memory does not grow with the corpus)."""
+    tok = _assemble(WordPiece(unk_token="[UNK]", max_input_chars_per_word=100), lowercase)
+    trainer = WordPieceTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=SPECIAL_TOKENS,
+        limit_alphabet=1000,
+        continuing_subword_prefix="##",
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return _add_post_processor(tok, "trained tokenizer")
+
+
+def save(tok: Tokenizer, directory) -> None:
+    """Writes tokenizer.json and a Google-style vocab.txt (ids in line order) into `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tok.save(str(directory / "tokenizer.json"))
+    vocab = tok.get_vocab()
+    by_id = sorted(vocab.items(), key=lambda kv: kv[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise VocabError("tokenizer ids are not contiguous; cannot write vocab.txt")
+    (directory / "vocab.txt").write_text("".join(t + "\n" for t, _ in by_id), encoding="utf-8")
+
+
+def load(path, lowercase: Optional[bool] = None) -> Tokenizer:
+    """A folder (tokenizer.json preferred, else vocab.txt) or a file of either kind."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "tokenizer.json").is_file():
+            return from_tokenizer_json(path / "tokenizer.json")
+        if (path / "vocab.txt").is_file():
+            return from_vocab_file(path / "vocab.txt", lowercase=_lowercase_hint(path) if lowercase is None else lowercase)
+        raise FileNotFoundError(f"{path}: no tokenizer.json or vocab.txt in this folder")
+    if path.suffix == ".json":
+        return from_tokenizer_json(path)
+    return from_vocab_file(path, lowercase=True if lowercase is None else lowercase)
+
+
+def _lowercase_hint(folder: Path) -> bool:
+    """Hugging Face folders say so in tokenizer_config.json; Google's folder names say 'cased' or 'uncased'."""
+    import json
+
+    cfg = folder / "tokenizer_config.json"
+    if cfg.is_file():
+        return bool(json.loads(cfg.read_text()).get("do_lower_case", True))
+    name = folder.name.lower()
+    return not (name.startswith("cased") or "_cased" in name or "-cased" in name)
+
+
+def special_ids(tok: Tokenizer) -> dict:
+    vocab = tok.get_vocab()
+    return {t: vocab[t] for t in SPECIAL_TOKENS}
+
+
+def lowercase_of(tok: Tokenizer) -> bool:
+    import json
+
+    norm = json.loads(tok.to_str()).get("normalizer") or {}
+    return bool(norm.get("lowercase", False))
