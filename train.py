@@ -29,7 +29,7 @@ def main(cfg: DictConfig):
     model = runner.model_dict(cfg.model, tokenizer.get_vocab_size(), cfg.ckpt_path or cfg.pretrained)
     runner.check_seq_length(cfg.data.max_seq_length, model)
 
-    module = instantiate(cfg.module, model=model, optimizer=instantiate(cfg.optimizer),
+    module = instantiate(cfg.module, _convert_="all", model=model, optimizer=instantiate(cfg.optimizer),
                          pretrained=None if resume else cfg.pretrained)
     module.tokenizer_json = tokenizer.to_str()
     tokenization.save(tokenizer, f"{cfg.paths.output_dir}/tokenizer")

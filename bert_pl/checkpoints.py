@@ -9,6 +9,7 @@ Every format becomes the same thing: a BertConfig, a state dict in our names (= 
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -182,7 +183,16 @@ def _fetch_hub(repo_id: str) -> Path:
 
 
 def resolve(pretrained) -> Checkpoint:
+    """Load any supported checkpoint; the last one read is kept, since every entry point reads it twice
+    (config, then weights)."""
     path = Path(str(pretrained)).expanduser()
+    stamp = path.stat().st_mtime_ns if path.exists() else None
+    return _resolve_cached(str(pretrained), stamp)
+
+
+@functools.lru_cache(maxsize=1)
+def _resolve_cached(pretrained: str, stamp) -> Checkpoint:
+    path = Path(pretrained).expanduser()
     if path.is_file():
         ckpt = _load_ours(path)
     elif path.is_dir():

@@ -121,3 +121,73 @@ class PretrainingModule(BertModule):
 
 
 __all__ = ["BertModule", "PretrainingModule", "NonFiniteLossError"]
+
+
+class FinetuneModule(BertModule):
+    """A pretrained encoder + one task layer. The datamodule owns the task: it evaluates gathered outputs
+    (`datamodule.evaluate(split, outputs)`), so one module serves every GLUE task and SQuAD."""
+
+    def __init__(self, model: dict, head: str, num_labels: int = 2, optimizer: Optional[Callable] = None,
+                 scheduler: Optional[dict] = None, pretrained: Optional[str] = None, on_nonfinite: str = "stop",
+                 main_metric: str = "acc", classifier_dropout: Optional[float] = None, labels=None):
+        head_kwargs = {"num_labels": num_labels, "classifier_dropout": classifier_dropout} \
+            if head == "classification" else {}
+        self.head = head
+        super().__init__(model, optimizer, scheduler, pretrained, on_nonfinite, head_kwargs=head_kwargs)
+        self.main_metric = main_metric
+        self.labels = list(labels) if labels is not None else None
+        self.history: list = []  # one dict of dev metrics per validation run
+        self._outputs: dict = {}
+
+    def forward(self, batch: dict) -> dict:
+        keys = ("input_ids", "token_type_ids", "attention_mask", "labels", "start_positions", "end_positions")
+        return self.model(**{k: batch[k] for k in keys if k in batch})
+
+    def training_step(self, batch, batch_idx):
+        loss = self(batch)["loss"]
+        self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return self.check_finite(loss)
+
+    def _collect(self, batch, key) -> None:
+        out = self(batch)
+        store = self._outputs.setdefault(key, {})
+        fields = {"logits": out.get("logits"), "start_logits": out.get("start_logits"),
+                  "end_logits": out.get("end_logits"), "example_index": batch.get("example_index"),
+                  "feature_index": batch.get("feature_index")}
+        for name, value in fields.items():
+            if value is not None:
+                store.setdefault(name, []).append(value.detach().float().cpu())
+
+    def gathered(self, key) -> dict:
+        import numpy as np
+
+        parts = self._outputs.pop(key, {})
+        if self.head == "span":  # logits of different widths: keep a list per feature
+            return {k: ([row.numpy() for t in v for row in t] if k.endswith("_logits") else
+                        np.concatenate([t.numpy() for t in v])) for k, v in parts.items()}
+        return {k: torch.cat(v).numpy() for k, v in parts.items()}
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._collect(batch, dataloader_idx)
+
+    def on_validation_epoch_end(self):
+        dm = self.trainer.datamodule
+        results = {}
+        for i, split in enumerate(dm.eval_splits):
+            if i in self._outputs:
+                metrics = dm.evaluate(split, self.gathered(i))
+                results[split] = metrics
+                for name, value in metrics.items():
+                    self.log(f"val/{split}/{name}", float(value), sync_dist=False)
+        self._outputs.clear()
+        if not results or self.trainer.sanity_checking:
+            return
+        main = float(sum(m[self.main_metric] for m in results.values()) / len(results))
+        self.log("val/main", main, prog_bar=True)
+        self.history.append({"epoch": self.current_epoch, "step": self.global_step, "main": main, **results})
+
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._collect(batch, ("predict", dataloader_idx))
+
+    def extra_checkpoint_info(self) -> dict:
+        return {"labels": self.labels, "main_metric": self.main_metric}

@@ -1,0 +1,55 @@
+"""After fitting: reload the best dev checkpoint, write dev predictions, test predictions and results.json."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("bert_pl")
+
+
+def predict_split(trainer, module, datamodule, split: str) -> dict:
+    trainer.predict(module, dataloaders=datamodule.predict_loader(split), return_predictions=False)
+    return module.gathered(("predict", 0))
+
+
+def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: float, overrides=()) -> dict:
+    ckpt_cb = trainer.checkpoint_callback
+    best_path = ckpt_cb.best_model_path if ckpt_cb is not None else ""
+    if best_path:
+        state = torch.load(best_path, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    history = module.history
+    best = max(history, key=lambda h: h["main"]) if history else None
+    files, dev = [], {}
+    t0 = time.time()
+    for split in datamodule.eval_splits:
+        outputs = predict_split(trainer, module, datamodule, split)
+        dev[split] = datamodule.evaluate(split, outputs)
+        files.append(str(datamodule.write_predictions(split, outputs, output_dir, submission=False)))
+    for split in datamodule.test_splits():
+        outputs = predict_split(trainer, module, datamodule, split)
+        files.append(str(datamodule.write_predictions(split, outputs, output_dir / "submission", submission=True)))
+    results = {
+        "task": cfg.task.name,
+        "pretrained": str(cfg.pretrained),
+        "overrides": list(overrides),
+        "seed": cfg.seed,
+        "lr": cfg.optimizer.lr,
+        "batch_size": cfg.data.batch_size,
+        "max_epochs": cfg.trainer.max_epochs,
+        "history": history,
+        "best": {"metric": datamodule.main_metric, "value": best["main"] if best else None,
+                 "epoch": best["epoch"] if best else None, "checkpoint": best_path},
+        "dev": dev,
+        "files": files,
+        "train_seconds": round(train_seconds, 1),
+        "predict_seconds": round(time.time() - t0, 1),
+    }
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    log.info("dev (best epoch %s): %s", results["best"]["epoch"], json.dumps(dev))
+    log.info("wrote %s", ", ".join(files + [str(output_dir / "results.json")]))
+    return results

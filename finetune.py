@@ -1,0 +1,53 @@
+"""Fine-tune a pretrained BERT on a GLUE task or SQuAD.
+
+    python finetune.py task=mrpc pretrained=PATH data_dir=glue_data
+    python finetune.py -m hparams_search=glue_grid task=rte pretrained=PATH
+"""
+import logging
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from bert_pl import runner
+
+log = logging.getLogger("bert_pl")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="finetune")
+@runner.entry_point
+def main(cfg: DictConfig):
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from bert_pl import checkpoints, tokenization
+    from bert_pl.finetuning import finish
+
+    L.seed_everything(cfg.seed, workers=True)
+    ckpt = checkpoints.resolve(cfg.pretrained)
+    if not ckpt.tokenizer_json:
+        raise runner.UserConfigError(f"{ckpt.source} has no vocab.txt/tokenizer.json; put the vocab next to the "
+                                     f"weights")
+    datamodule = instantiate(cfg.data)
+    datamodule.set_tokenizer(tokenization.from_json_string(ckpt.tokenizer_json))
+    model = runner.model_dict(cfg.model, 0, cfg.pretrained)
+    runner.check_seq_length(cfg.data.max_seq_length, model)
+    module = instantiate(cfg.module, _convert_="all", model=model, head=datamodule.head, num_labels=datamodule.num_labels,
+                         labels=datamodule.labels, main_metric=datamodule.main_metric,
+                         optimizer=instantiate(cfg.optimizer), pretrained=cfg.pretrained)
+    trainer = runner.build_trainer(cfg)
+    start = time.time()
+    trainer.fit(module, datamodule=datamodule)
+    if not trainer.is_global_zero:
+        return None
+    results = finish(trainer, module, datamodule, cfg, Path(cfg.paths.output_dir), time.time() - start,
+                     HydraConfig.get().overrides.task)
+    print(f"best dev {results['best']['metric']}: {results['best']['value']} (epoch {results['best']['epoch']}); "
+          f"results: {cfg.paths.output_dir}/results.json")
+    return results["best"]["value"]
+
+
+if __name__ == "__main__":
+    main()
