@@ -21,7 +21,9 @@ def resume_offset(trainer, loader_len_batches: int) -> int:
     """Batches already done in the current epoch when resuming (0 on a fresh start or an epoch boundary)."""
     if trainer is None:
         return 0
-    done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+    # A step checkpoint is written after the batch's optimizer step but before Lightning counts the batch as
+    # `completed`, so `processed` is the number of batches whose update is in the checkpoint.
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
     return done if 0 < done < loader_len_batches else 0
 
 

@@ -166,12 +166,14 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
+        from .corpus import documents
+
+        if next(iter(documents(source)), None) is None:
+            raise CorpusError(f"the corpus {_describe(source)} holds no text; point data.source at non-empty files")
         docs = datasets.Dataset.from_generator(
             _doc_generator, gen_kwargs={"source": dict(source)}, cache_dir=str(work / "hf"),
             features=datasets.Features({"sentences": datasets.Sequence(datasets.Value("string"))}),
         )
-        if len(docs) == 0:
-            raise CorpusError(f"the corpus {_describe(source)} holds no text; point data.source at non-empty files")
         nproc = max(1, min(num_proc, len(docs) // 200))
         vocab = tokenizer.get_vocab()
         tokenised = docs.map(

@@ -39,9 +39,9 @@ class ResumableSampler(Sampler):
         return iter([(int(i), epoch) for i in order])
 
     def __len__(self) -> int:
+        """The whole epoch, skipped part included: Lightning's batch counter resumes from the checkpoint too."""
         n = self.num_samples
-        per_rank = (n // self.world_size) if self.drop_last else -(-n // self.world_size)
-        return per_rank - self._skip
+        return (n // self.world_size) if self.drop_last else -(-n // self.world_size)
 
 
 class IndexedDataset(Dataset):

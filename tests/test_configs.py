@@ -1,0 +1,82 @@
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import OmegaConf, open_dict
+
+import bert_pl.runner  # noqa: F401  (registers the project_root resolver)
+from bert_pl.modeling import BertConfig
+
+CONF = str(Path(__file__).resolve().parent.parent / "conf")
+MODELS = sorted(p.stem for p in Path(CONF, "model").glob("*.yaml"))
+ACCELERATORS = ["cpu", "gpu", "tpu"]
+TASKS = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "squad_v1", "squad_v2"]
+
+
+def compose_cfg(name, overrides):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.output_dir = "/tmp/bert-pl-test-output"
+    return cfg
+
+
+def test_presets_have_googles_sizes():
+    expected = {"bert_tiny": (128, 2, 2, 512), "bert_mini": (256, 4, 4, 1024), "bert_small": (512, 4, 8, 2048),
+                "bert_medium": (512, 8, 8, 2048), "bert_base": (768, 12, 12, 3072),
+                "bert_large": (1024, 24, 16, 4096)}
+    assert set(MODELS) == set(expected)
+    for name, sizes in expected.items():
+        m = compose_cfg("train", [f"model={name}"]).model
+        assert (m.hidden_size, m.num_hidden_layers, m.num_attention_heads, m.intermediate_size) == sizes
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("accelerator", ACCELERATORS)
+def test_train_composes(model, accelerator):
+    cfg = compose_cfg("train", [f"model={model}", f"accelerator={accelerator}"])
+    OmegaConf.resolve(cfg)
+    d = OmegaConf.to_container(cfg.model)
+    d["vocab_size"] = 30522
+    BertConfig.from_dict(d)
+    assert cfg.optimizer.lr == cfg.model.pretrain_lr
+    if accelerator == "tpu":
+        assert cfg.trainer.accelerator == "tpu" and cfg.trainer.precision == "bf16-true"
+        assert cfg.data.static_shapes is True and cfg.module.on_nonfinite == "ignore"
+    if accelerator == "gpu":
+        assert cfg.trainer.precision == "bf16-mixed"
+
+
+def test_instantiate_trainer_and_data():
+    cfg = compose_cfg("train", ["data=sample_text", "strategy=ddp"])
+    dm = instantiate(cfg.data)
+    assert dm.max_seq_length == 128 and dm.source["format"] == "google"
+    assert cfg.trainer.strategy._target_.endswith("DDPStrategy")
+    assert instantiate(cfg.optimizer).func.__name__ == "AdamW"
+    lamb = compose_cfg("train", ["optimizer=lamb"])
+    assert instantiate(lamb.optimizer).func.__name__ == "Lamb"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_finetune_composes(task):
+    cfg = compose_cfg("finetune", [f"task={task}", "pretrained=/x"])
+    OmegaConf.resolve(cfg)
+    assert cfg.data._target_.endswith("SquadDataModule" if task.startswith("squad") else "GlueDataModule")
+    assert cfg.optimizer.lr == (3e-5 if task.startswith("squad") else 2e-5)
+    assert cfg.module.scheduler.warmup_ratio == 0.1
+
+
+def test_hparams_search_composes():
+    cfg = compose_cfg("finetune", ["task=rte", "pretrained=/x", "hparams_search=glue_grid"])
+    assert cfg.hydra.sweeper.params["optimizer.lr"] == "5.0e-5,4.0e-5,3.0e-5,2.0e-5"
+    assert cfg.hydra.mode.name == "MULTIRUN"
+
+
+def test_unknown_config_name_is_clear():
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException, match="bert_huge"):
+        compose_cfg("train", ["model=bert_huge"])

@@ -1,0 +1,197 @@
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from bert_pl import tokenization
+from bert_pl.corpus import CorpusError, google_documents, plain_documents, split_sentences
+from bert_pl.pretraining_data import (MaskingCollator, build_pretraining_dataset, create_instances_from_document,
+                                      truncate_seq_pair)
+from conftest import shared
+
+
+@pytest.fixture(scope="module")
+def collator_vocab(minilm_tokenizer):
+    return minilm_tokenizer.get_vocab()
+
+
+def random_docs(n_docs=40, seed=0):
+    rng = random.Random(seed)
+    return [[[rng.randint(10, 999) for _ in range(rng.randint(3, 30))] for _ in range(rng.randint(1, 12))]
+            for _ in range(n_docs)]
+
+
+def test_nsp_pairing_statistics_and_lengths():
+    docs = random_docs(200)
+    rng = random.Random(1)
+    instances = [i for d in range(len(docs)) for i in create_instances_from_document(docs, d, 64, 0.1, rng)]
+    assert len(instances) > 300
+    frac_random = sum(r for _, _, r in instances) / len(instances)
+    # single-segment chunks are always random-next, so the rate sits a little above 50%
+    assert 0.45 < frac_random < 0.65
+    for a, b, _ in instances:
+        assert len(a) >= 1 and len(b) >= 1
+        assert len(a) + len(b) <= 64 - 3
+
+
+def test_actual_next_segments_are_contiguous_text():
+    # document made of consecutive integers: a true "next" B must continue A exactly (up to truncation)
+    doc = [list(range(s, s + 5)) for s in range(0, 200, 5)]
+    docs = [doc, [[9000 + i] for i in range(30)]]
+    rng = random.Random(0)
+    for a, b, is_random in create_instances_from_document(docs, 0, 40, 0.0, rng):
+        if not is_random:
+            assert b[0] > a[-1]  # B comes after A in the document
+        else:
+            assert all(t >= 9000 for t in b)  # B is from the other document
+
+
+def test_short_seq_prob_gives_shorter_targets():
+    docs = random_docs(200, seed=3)
+    lengths = {}
+    for p in (0.0, 0.5):
+        rng = random.Random(0)
+        inst = [i for d in range(len(docs)) for i in create_instances_from_document(docs, d, 128, p, rng)]
+        lengths[p] = np.mean([len(a) + len(b) for a, b, _ in inst])
+    assert lengths[0.5] < lengths[0.0]
+
+
+def test_truncation_removes_from_both_ends():
+    rng = random.Random(0)
+    fronts = backs = 0
+    for _ in range(200):
+        a, b = list(range(10)), [100]
+        truncate_seq_pair(a, b, 10, rng)
+        assert len(a) + len(b) == 10 and b == [100]
+        fronts += a[0] != 0
+        backs += a[-1] != 9
+    assert fronts > 50 and backs > 50
+
+
+def test_nsp_off_gives_contiguous_segments():
+    docs = random_docs(30)
+    rng = random.Random(0)
+    for d in range(len(docs)):
+        for _, _, is_random in create_instances_from_document(docs, d, 64, 0.1, rng, nsp=False):
+            assert not is_random
+
+
+def test_masking_statistics(collator_vocab):
+    coll = MaskingCollator(collator_vocab, masked_lm_prob=0.15, max_predictions_per_seq=200, seed=0)
+    vocab_size = len(collator_vocab)
+    cls, sep, mask = collator_vocab["[CLS]"], collator_vocab["[SEP]"], collator_vocab["[MASK]"]
+    rng = np.random.default_rng(0)
+    kinds = Counter()
+    n_tokens = n_masked = 0
+    for i in range(400):
+        body = rng.integers(1000, vocab_size, 100)
+        ids = np.concatenate([[cls], body[:60], [sep], body[60:], [sep]])
+        masked, pos, labels = coll.mask_one(ids, np.random.default_rng([0, 0, i]))
+        assert np.array_equal(labels, ids[pos])  # labels are the original tokens
+        assert not np.isin(pos, np.flatnonzero((ids == cls) | (ids == sep))).any()  # specials never masked
+        n_tokens += len(ids)
+        n_masked += len(pos)
+        for p in pos:
+            kinds["mask" if masked[p] == mask else "keep" if masked[p] == ids[p] else "random"] += 1
+        untouched = np.setdiff1d(np.arange(len(ids)), pos)
+        assert np.array_equal(masked[untouched], ids[untouched])
+    assert abs(n_masked / n_tokens - 0.15) < 0.01
+    total = sum(kinds.values())
+    assert abs(kinds["mask"] / total - 0.8) < 0.02
+    assert abs(kinds["random"] / total - 0.1) < 0.02
+    assert abs(kinds["keep"] / total - 0.1) < 0.02 + 1 / 30  # random draws can hit the original token
+
+
+def test_max_predictions_cap_and_whole_word(minilm_tokenizer, collator_vocab):
+    enc = minilm_tokenizer.encode("unaffable tokenization of hyperparameters " * 6)
+    ids = np.asarray(enc.ids)
+    coll = MaskingCollator(collator_vocab, max_predictions_per_seq=5, whole_word_masking=True, seed=0)
+    cont = np.array([t.startswith("##") for t in enc.tokens])
+    for i in range(50):
+        _, pos, _ = coll.mask_one(ids, np.random.default_rng([1, 0, i]))
+        assert 1 <= len(pos) <= 5
+        chosen = set(pos.tolist())
+        for p in pos:  # a continuation piece is masked only with its whole word
+            j = p
+            while cont[j]:
+                j -= 1
+                assert j in chosen
+            k = p + 1
+            while k < len(ids) and cont[k]:
+                assert k in chosen
+                k += 1
+
+
+def test_collator_batch_dynamic_and_static(collator_vocab):
+    coll = MaskingCollator(collator_vocab, seed=0, max_seq_length=32)
+    cls, sep = collator_vocab["[CLS]"], collator_vocab["[SEP]"]
+    examples = [{"input_ids": [cls, 2000, 2001, sep, 2002, 2003, 2004, sep], "next_sentence_label": 1,
+                 "index": 7, "epoch": 0},
+                {"input_ids": [cls, 2005, 2006, 2007, sep], "next_sentence_label": 0, "index": 8, "epoch": 0}]
+    b = coll(examples)
+    assert b["input_ids"].shape == (2, 8)
+    assert b["token_type_ids"][0].tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert b["token_type_ids"][1].tolist() == [0] * 8
+    assert b["attention_mask"][1].tolist() == [1] * 5 + [0] * 3
+    assert b["mlm_positions"].shape == b["mlm_labels"].shape
+    again = coll(examples)
+    assert all((again[k] == b[k]).all() for k in b)  # same (seed, epoch, index): same masks
+    different = [coll([dict(e, epoch=ep) for e in examples])["mlm_positions"] for ep in range(1, 12)]
+    assert any(not (d.shape == b["mlm_positions"].shape and (d == b["mlm_positions"]).all()) for d in different)
+    static = MaskingCollator(collator_vocab, seed=0, dynamic=False, max_seq_length=32, static_shapes=True)
+    s1, s2 = static(examples), static([dict(e, epoch=5) for e in examples])
+    assert s1["input_ids"].shape == (2, 32) and s1["mlm_positions"].shape == (2, 20)
+    assert (s1["input_ids"] == s2["input_ids"]).all()  # static masking ignores the epoch
+
+
+def test_sentence_splitter():
+    assert split_sentences("It rained. Then it stopped! Did it? Yes.") == ["It rained.", "Then it stopped!",
+                                                                           "Did it?", "Yes."]
+    assert split_sentences("Mr. smith arrived at 3.5 p.m. today.") == ["Mr. smith arrived at 3.5 p.m. today."]
+
+
+def test_readers_on_shared_corpus():
+    docs = list(google_documents(shared("corpus", "sample_text.txt")))
+    assert len(docs) == 3 and all(len(d) > 1 for d in docs)
+    one = shared("corpus", "state_union", "1945-Truman.txt")
+    plain = list(plain_documents(one))
+    assert len(plain) == 1 and len(plain[0]) > 50
+
+
+def test_invalid_utf8_names_file_and_line(tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"good line\nbad \xff\xfe bytes\n")
+    with pytest.raises(CorpusError, match=r"bad.txt:2: invalid UTF-8.*encoding_errors=replace"):
+        list(google_documents(bad))
+    docs = list(google_documents(bad, encoding_errors="replace"))
+    assert docs[0][1].startswith("bad ")
+
+
+def test_missing_and_empty_corpus(tmp_path, minilm_tokenizer):
+    with pytest.raises(CorpusError, match="does not exist"):
+        list(google_documents(tmp_path / "nope.txt"))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    with pytest.raises(CorpusError, match="holds no text"):
+        build_pretraining_dataset({"format": "google", "paths": [str(empty)]}, minilm_tokenizer, tmp_path / "c")
+    assert not list((tmp_path / "c").glob("pretrain-*"))  # no half-built cache left behind
+
+
+def test_build_dataset_is_cached_and_well_formed(tmp_path, minilm_tokenizer):
+    src = {"format": "google", "paths": [str(shared("corpus", "sample_text.txt"))]}
+    ds = build_pretraining_dataset(src, minilm_tokenizer, tmp_path, max_seq_length=64, dupe_factor=3)
+    train = ds["train"]
+    assert len(train) > 10
+    cls, sep = minilm_tokenizer.token_to_id("[CLS]"), minilm_tokenizer.token_to_id("[SEP]")
+    for row in train:
+        ids = row["input_ids"]
+        assert ids[0] == cls and ids[-1] == sep and len(ids) <= 64 and ids.count(sep) == 2
+    labels = [r["next_sentence_label"] for r in train]
+    assert 0 < sum(labels) < len(labels)
+    caches = list(tmp_path.glob("pretrain-*"))
+    assert len(caches) == 1
+    stamp = (caches[0] / "dataset_dict.json").stat().st_mtime_ns
+    again = build_pretraining_dataset(src, minilm_tokenizer, tmp_path, max_seq_length=64, dupe_factor=3)
+    assert (caches[0] / "dataset_dict.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert again["train"]["input_ids"] == train["input_ids"]

@@ -1,0 +1,101 @@
+"""End to end: train.py as a user runs it, on Google's sample text, a few steps."""
+import csv
+import json
+
+import pytest
+import torch
+
+from conftest import ROOT, run_cli, shared
+
+FAST = ["data=sample_text", "data.batch_size=4", "data.num_workers=0", "data.num_proc=1", "trainer.log_every_n_steps=1",
+        "trainer.val_check_interval=1000", "logger=csv", "model.hidden_dropout_prob=0.0",
+        "model.attention_probs_dropout_prob=0.0"]
+
+
+def train(tmp_path, run, *extra, timeout=600):
+    shared("corpus", "sample_text.txt")
+    out = tmp_path / run
+    args = ["train.py", *FAST, f"hydra.run.dir={out}", f"paths.cache_dir={tmp_path / 'cache'}", *extra]
+    return run_cli(args, timeout=timeout), out
+
+
+def losses(run_dir):
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f)
+                if r.get("train/loss")}
+
+
+def test_tiny_run_writes_checkpoint_with_tokenizer(tmp_path):
+    res, out = train(tmp_path, "a", "trainer.max_steps=3", "callbacks.model_checkpoint.every_n_train_steps=3")
+    assert res.returncode == 0, res.stderr[-3000:]
+    last = out / "checkpoints" / "last.ckpt"
+    assert last.is_file() and f"checkpoint: {last}" in res.stdout
+    ckpt = torch.load(last, weights_only=True)
+    assert ckpt["global_step"] == 3
+    info = ckpt["bert_pl"]
+    assert json.loads(info["tokenizer"])["model"]["type"] == "WordPiece"
+    assert info["config"]["hidden_size"] == 128 and info["nsp"] is True
+    assert (out / "tokenizer" / "vocab.txt").is_file()
+    assert (out / ".hydra" / "config.yaml").is_file()
+
+
+def test_kill_mid_run_then_resume_gives_the_same_losses(tmp_path):
+    """kill -9 a real train.py mid-epoch, resume from last.ckpt: the run continues at the checkpoint's step with the
+    same optimizer/scheduler state, data order, masks and RNG, so each logged loss equals the uninterrupted run's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    steps = ["trainer.max_steps=16", "callbacks.model_checkpoint.every_n_train_steps=4"]
+    res, full = train(tmp_path, "full", *steps)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+    killed = tmp_path / "killed"
+    args = [sys.executable, "train.py", *FAST, *steps, f"hydra.run.dir={killed}",
+            f"paths.cache_dir={tmp_path / 'cache'}", "+callbacks.slow._target_=tests.helpers.SlowSteps"]
+    proc = subprocess.Popen(args, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list((killed / "checkpoints").glob("step*.ckpt")) and time.time() < deadline:
+        assert proc.poll() is None, "train.py ended before it could be killed"
+        time.sleep(0.05)
+    time.sleep(0.5)  # well inside the next 4 steps
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    last = killed / "checkpoints" / "last.ckpt"
+    k = torch.load(last, weights_only=True)["global_step"]
+    assert 4 <= k < 16
+    assert not list((killed / "checkpoints").glob("*.tmp"))  # no partial file that could pass for a checkpoint
+
+    res, resumed = train(tmp_path, "resumed", *steps, f"ckpt_path={last}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 16
+    ref, after = losses(full), losses(resumed)
+    assert sorted(after) == list(range(k, 16))  # continues at step k, nothing repeated or skipped
+    for step in after:
+        assert after[step] == pytest.approx(ref[step], rel=1e-5, abs=1e-6), step
+
+
+def test_max_seq_length_above_positions_is_one_clear_line(tmp_path):
+    res, _ = train(tmp_path, "bad", "data.max_seq_length=1024", "trainer.max_steps=1")
+    assert res.returncode == 2
+    assert "data.max_seq_length=1024 exceeds the model's max_position_embeddings=512" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_missing_corpus_is_one_clear_line(tmp_path):
+    res, _ = train(tmp_path, "bad", "data=text", f"data.source.paths=[{tmp_path}/nope.txt]", "trainer.max_steps=1")
+    assert res.returncode == 2 and "does not exist" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_unknown_model_name_lists_options(tmp_path):
+    res, _ = train(tmp_path, "bad", "model=bert_huge")
+    assert res.returncode != 0 and "bert_huge" in res.stderr and "bert_base" in res.stderr
+
+
+@pytest.mark.slow
+def test_bert_base_two_steps_on_cpu(tmp_path):
+    res, out = train(tmp_path, "base", "model=bert_base", "trainer.max_steps=2", "data.max_seq_length=128")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
