@@ -256,7 +256,8 @@ class GlueDataModule(L.LightningDataModule):
         else:
             name = self.task.train_file if split == "train" else self.task.dev.get(split) or self.task.test[split][0]
             examples = read_tsv(self.data_dir / self.task.folder / name, self.task, kind, self.on_bad_row)
-        limit = self.limit_train_examples if split == "train" else self.limit_eval_examples
+        # test splits are never cut: a submission file must answer every row
+        limit = {"train": self.limit_train_examples, "dev": self.limit_eval_examples}.get(kind)
         if limit:
             examples = examples[:limit]
         if not examples and kind != "test":

@@ -222,7 +222,8 @@ def convert_examples_to_features(examples: List[SquadExample], tokenizer, max_se
             features.append(feat)
             tokens = ["[CLS]", *q.tokens[:max_query_length], "[SEP]",
                       *all_doc_tokens[span_start:span_start + span_length], "[SEP]"]
-            meta.append({"example_index": ex_index, "tokens": tokens, "token_to_orig_map": token_to_orig_map,
+            meta.append({"example_index": ex_index, "tokens": tokens, "span_start": span_start, "doc_offset": offset,
+                         "token_to_orig_map": token_to_orig_map,
                          "token_is_max_context": token_is_max_context})
     return features, meta
 

@@ -31,7 +31,8 @@ def exact_v1(prediction: str, ground_truth: str) -> bool:
     return normalize_answer(prediction) == normalize_answer(ground_truth)
 
 
-def evaluate_v1(articles: List[dict], predictions: Dict[str, str], out=sys.stderr) -> dict:
+def evaluate_v1(articles: List[dict], predictions: Dict[str, str], out=None) -> dict:
+    out = out or sys.stderr
     f1 = exact_match = total = 0
     for article in articles:
         for paragraph in article["paragraphs"]:
@@ -96,9 +97,10 @@ def _find_best_thresh(preds, scores, na_probs, qid_to_has_ans):
 
 
 def evaluate_v2(articles: List[dict], predictions: Dict[str, str], na_probs: Optional[Dict[str, float]] = None,
-                na_prob_thresh: float = 1.0, out=sys.stderr) -> dict:
+                na_prob_thresh: float = 1.0, out=None) -> dict:
     """As evaluate-v2.0.py. A question with no prediction is reported and scored 0 (the official script would
     stop with a KeyError there)."""
+    out = out or sys.stderr
     qid_to_has_ans, exact_raw, f1_raw = {}, {}, {}
     for article in articles:
         for p in article["paragraphs"]:
