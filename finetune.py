@@ -37,6 +37,7 @@ def main(cfg: DictConfig):
     module = instantiate(cfg.module, _convert_="all", model=model, head=datamodule.head, num_labels=datamodule.num_labels,
                          labels=datamodule.labels, main_metric=datamodule.main_metric,
                          optimizer=instantiate(cfg.optimizer), pretrained=cfg.pretrained)
+    runner.pin_ddp_children(cfg.paths.output_dir)
     trainer = runner.build_trainer(cfg)
     start = time.time()
     trainer.fit(module, datamodule=datamodule)

@@ -32,8 +32,10 @@ def main(cfg: DictConfig):
     module = instantiate(cfg.module, _convert_="all", model=model, optimizer=instantiate(cfg.optimizer),
                          pretrained=None if resume else cfg.pretrained)
     module.tokenizer_json = tokenizer.to_str()
-    tokenization.save(tokenizer, f"{cfg.paths.output_dir}/tokenizer")
+    runner.pin_ddp_children(cfg.paths.output_dir)
     trainer = runner.build_trainer(cfg)
+    if trainer.is_global_zero:
+        tokenization.save(tokenizer, f"{cfg.paths.output_dir}/tokenizer")
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
 
     ckpt_cb = trainer.checkpoint_callback

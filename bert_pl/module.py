@@ -23,7 +23,8 @@ class BertModule(L.LightningModule):
     head = "pretraining"
 
     def __init__(self, model: dict, optimizer: Optional[Callable] = None, scheduler: Optional[dict] = None,
-                 pretrained: Optional[str] = None, on_nonfinite: str = "stop", head_kwargs: Optional[dict] = None):
+                 pretrained: Optional[str] = None, on_nonfinite: str = "stop", head_kwargs: Optional[dict] = None,
+                 compile: bool = False):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"], logger=False)
         if on_nonfinite not in ("stop", "skip", "ignore"):
@@ -38,6 +39,8 @@ class BertModule(L.LightningModule):
             from .checkpoints import load_into
 
             self.tokenizer_json = load_into(self.model, pretrained)
+        if compile:
+            self.model.compile()  # in place: parameter names (and checkpoints) stay the same
 
     # -- optimisation -------------------------------------------------------------------------------------------
     def configure_optimizers(self):
@@ -82,8 +85,10 @@ class PretrainingModule(BertModule):
     head = "pretraining"
 
     def __init__(self, model: dict, optimizer: Optional[Callable] = None, scheduler: Optional[dict] = None,
-                 pretrained: Optional[str] = None, on_nonfinite: str = "stop", nsp: bool = True):
-        super().__init__(model, optimizer, scheduler, pretrained, on_nonfinite, head_kwargs={"nsp": nsp})
+                 pretrained: Optional[str] = None, on_nonfinite: str = "stop", nsp: bool = True,
+                 compile: bool = False):
+        super().__init__(model, optimizer, scheduler, pretrained, on_nonfinite, head_kwargs={"nsp": nsp},
+                         compile=compile)
         self.nsp = nsp
 
     def forward(self, batch: dict) -> dict:
@@ -129,11 +134,13 @@ class FinetuneModule(BertModule):
 
     def __init__(self, model: dict, head: str, num_labels: int = 2, optimizer: Optional[Callable] = None,
                  scheduler: Optional[dict] = None, pretrained: Optional[str] = None, on_nonfinite: str = "stop",
-                 main_metric: str = "acc", classifier_dropout: Optional[float] = None, labels=None):
+                 main_metric: str = "acc", classifier_dropout: Optional[float] = None, labels=None,
+                 compile: bool = False):
         head_kwargs = {"num_labels": num_labels, "classifier_dropout": classifier_dropout} \
             if head == "classification" else {}
         self.head = head
-        super().__init__(model, optimizer, scheduler, pretrained, on_nonfinite, head_kwargs=head_kwargs)
+        super().__init__(model, optimizer, scheduler, pretrained, on_nonfinite, head_kwargs=head_kwargs,
+                         compile=compile)
         self.main_metric = main_metric
         self.labels = list(labels) if labels is not None else None
         self.history: list = []  # one dict of dev metrics per validation run

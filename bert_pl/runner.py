@@ -90,3 +90,18 @@ def check_seq_length(max_seq_length: int, model: dict) -> None:
 
 def print_config(cfg: DictConfig) -> None:
     log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
+
+
+def pin_ddp_children(output_dir: str) -> None:
+    """Lightning starts DDP ranks > 0 by re-running sys.argv with `hydra.run.dir=<HydraConfig run.dir>`. Under
+    multirun that would start a whole sweep per rank, in the wrong folder. Give the children this job's own
+    overrides (no -m, no comma sweeps) and this job's output folder instead."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    sys.argv = [sys.argv[0], *hc.overrides.task]
+    OmegaConf.set_readonly(hc, False)
+    hc.run.dir = output_dir
+    OmegaConf.set_readonly(hc, True)

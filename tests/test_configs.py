@@ -80,3 +80,13 @@ def test_unknown_config_name_is_clear():
 
     with pytest.raises(MissingConfigException, match="bert_huge"):
         compose_cfg("train", ["model=bert_huge"])
+
+
+def test_two_phase_experiments_compose():
+    p1 = compose_cfg("train", ["experiment=bert_base_phase1"])
+    p2 = compose_cfg("train", ["experiment=bert_base_phase2", "pretrained=/phase1/last.ckpt"])
+    assert (p1.data.max_seq_length, p2.data.max_seq_length) == (128, 512)
+    assert p1.optimizer._target_ == p2.optimizer._target_ == "bert_pl.optim.Lamb"
+    assert p1.model.hidden_size == p2.model.hidden_size == 768
+    assert p2.data.max_predictions_per_seq == 80 and p2.pretrained == "/phase1/last.ckpt"
+    assert p1.data.batch_size * p1.trainer.accumulate_grad_batches * 8 == 65536

@@ -195,3 +195,23 @@ def test_build_dataset_is_cached_and_well_formed(tmp_path, minilm_tokenizer):
     again = build_pretraining_dataset(src, minilm_tokenizer, tmp_path, max_seq_length=64, dupe_factor=3)
     assert (caches[0] / "dataset_dict.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
     assert again["train"]["input_ids"] == train["input_ids"]
+
+
+def test_sampler_shards_ranks_disjointly_and_resumes():
+    from bert_pl.sampling import ResumableSampler
+
+    n = 103
+    shards = []
+    for rank in range(2):
+        s = ResumableSampler(n, shuffle=True, seed=5, rank=rank, world_size=2, drop_last=True)
+        s.set_epoch(3)
+        shards.append([i for i, _ in s])
+    assert not set(shards[0]) & set(shards[1]) and len(shards[0]) == len(shards[1]) == 51
+    s = ResumableSampler(n, seed=5)
+    s.set_epoch(1)
+    full = list(s)
+    s.start_at(40)
+    assert list(s) == full[40:] and len(s) == n  # the skip applies once, the epoch length stays whole
+    assert list(s) == full
+    s.set_epoch(2)
+    assert [i for i, _ in s] != [i for i, _ in full] and {e for _, e in s} == {2}

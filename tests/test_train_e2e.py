@@ -99,3 +99,21 @@ def test_bert_base_two_steps_on_cpu(tmp_path):
     res, out = train(tmp_path, "base", "model=bert_base", "trainer.max_steps=2", "data.max_seq_length=128")
     assert res.returncode == 0, res.stderr[-3000:]
     assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+
+
+def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(tmp_path):
+    res, p1 = train(tmp_path, "p1", "trainer.max_steps=3", "callbacks.model_checkpoint.every_n_train_steps=3")
+    assert res.returncode == 0, res.stderr[-3000:]
+    phase1 = p1 / "checkpoints" / "last.ckpt"
+    res, p2 = train(tmp_path, "p2", "experiment=bert_base_phase2", f"pretrained={phase1}", "data=sample_text",
+                    "accelerator=cpu", "trainer.accumulate_grad_batches=1", "trainer.max_steps=2",
+                    "data.batch_size=4", "callbacks.model_checkpoint.every_n_train_steps=2",
+                    "trainer.val_check_interval=1000")
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = torch.load(phase1, weights_only=True)
+    b = torch.load(p2 / "checkpoints" / "last.ckpt", weights_only=True)
+    assert b["global_step"] == 2  # a fresh schedule, not phase 1's step count
+    assert b["bert_pl"]["config"]["hidden_size"] == 128  # the architecture comes from phase 1's checkpoint
+    assert "newly initialised" not in res.stderr + res.stdout  # every weight came from phase 1
+    emb = "model.bert.embeddings.word_embeddings.weight"
+    assert (a["state_dict"][emb] - b["state_dict"][emb]).abs().max() < 0.05  # 2 small steps away from phase 1

