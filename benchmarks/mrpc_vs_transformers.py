@@ -86,14 +86,23 @@ def run_transformers(glue: Path, seed: int) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--glue", default=str(ROOT.parent / "shared" / "data" / "glue"))
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seeds", default="42", help="comma-separated; each seed runs both implementations")
     ap.add_argument("--out", default="mrpc_compare.json")
     args = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     glue = Path(args.glue).resolve()
-    ours = run_ours(glue, args.seed, ROOT / "outputs" / "bench" / "mrpc_ours")
-    hf = run_transformers(glue, args.seed)
-    record = {"seed": args.seed, "threads": torch.get_num_threads(), "bert_pl": ours, "transformers": hf}
+    runs = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        ours = run_ours(glue, seed, ROOT / "outputs" / "bench" / f"mrpc_ours_{seed}")
+        hf = run_transformers(glue, seed)
+        runs.append({"seed": seed, "bert_pl": ours, "transformers": hf})
+        print(json.dumps(runs[-1]), flush=True)
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    record = {"threads": torch.get_num_threads(), "runs": runs,
+              "mean_dev_acc": {"bert_pl": mean([r["bert_pl"]["dev_acc_last_epoch"] for r in runs]),
+                               "transformers": mean([r["transformers"]["dev_acc_last_epoch"] for r in runs])},
+              "mean_wall_s": {"bert_pl": mean([r["bert_pl"]["wall_s"] for r in runs]),
+                              "transformers": mean([r["transformers"]["wall_s"] for r in runs])}}
     Path(args.out).write_text(json.dumps(record, indent=2))
     print(json.dumps(record))
 

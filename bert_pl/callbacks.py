@@ -11,10 +11,12 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class CheckpointSaveError(OSError):
+class CheckpointSaveError(UserError, OSError):
     pass
 
 

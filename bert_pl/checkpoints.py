@@ -20,6 +20,7 @@ from typing import Dict, Optional
 import torch
 
 from . import tokenization
+from .errors import UserError
 from .modeling import BertConfig
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 _DROP = re.compile(r"(position_ids|cls\.predictions\.decoder\.(weight|bias)|adam_[mv]|global_step)$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used; the message names the file and what is wrong."""
 
 

@@ -17,6 +17,8 @@ import sysconfig
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
+from .errors import UserError
+
 Document = List[str]
 
 # A sentence ends at . ! ? (or their CJK forms), possibly followed by closing quotes/brackets, then whitespace
@@ -24,7 +26,7 @@ Document = List[str]
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9À-Þ])")
 
 
-class CorpusError(ValueError):
+class CorpusError(UserError, ValueError):
     """Bad pretraining input: the message names the file (and line) and what to do."""
 
 

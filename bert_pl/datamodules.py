@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from . import tokenization
 from .corpus import CorpusError, documents, fingerprint
+from .errors import UserConfigError
 from .pretraining_data import MaskingCollator, build_pretraining_dataset
 from .sampling import IndexedDataset, ResumableSampler
 
@@ -58,8 +59,15 @@ class PretrainingDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.tokenizer = None
         self.datasets = None
-        if max_seq_length < 8:
-            raise ValueError(f"data.max_seq_length={max_seq_length} is too short for [CLS] A [SEP] B [SEP]")
+        checks = [(max_seq_length >= 8, f"data.max_seq_length={max_seq_length} is too short for [CLS] A [SEP] B [SEP]"),
+                  (0 < masked_lm_prob < 1, f"data.masked_lm_prob={masked_lm_prob} must be in (0, 1)"),
+                  (0 <= short_seq_prob <= 1, f"data.short_seq_prob={short_seq_prob} must be in [0, 1]"),
+                  (0 <= val_fraction < 1, f"data.val_fraction={val_fraction} must be in [0, 1)"),
+                  (max_predictions_per_seq >= 1, "data.max_predictions_per_seq must be at least 1"),
+                  (batch_size >= 1 and dupe_factor >= 1, "data.batch_size and data.dupe_factor must be at least 1")]
+        for ok, message in checks:
+            if not ok:
+                raise UserConfigError(message)
 
     # -- tokenizer ----------------------------------------------------------------------------------------------
     def load_tokenizer(self, from_checkpoint: Optional[str] = None):

@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .errors import UserError
 from .metrics import METRICS
 
 log = logging.getLogger(__name__)
 
 
-class GlueDataError(ValueError):
+class GlueDataError(UserError, ValueError):
     pass
 
 
@@ -155,8 +156,10 @@ def read_hub(task: GlueTask, split: str) -> List[Example]:
     from .hub import require_online
 
     require_online(f"GLUE {task.name} from nyu-mll/glue", "data_dir=/path/to/glue_data (GLUE's TSV folders)")
-    hub_split = task.hub_splits.get(split, {"dev": "validation"}.get(split, split))
-    ds = datasets.load_dataset("nyu-mll/glue", task.hub_config, split=hub_split)
+    config, hub_split = task.hub_config, task.hub_splits.get(split, {"dev": "validation"}.get(split, split))
+    if split == "ax":  # the diagnostic set is its own config on the hub
+        config, hub_split = "ax", "test"
+    ds = datasets.load_dataset("nyu-mll/glue", config, split=hub_split)
     names = ds.features["label"].names if hasattr(ds.features["label"], "names") else None
     out = []
     for row in ds:

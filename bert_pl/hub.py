@@ -5,8 +5,10 @@ import functools
 import os
 import socket
 
+from .errors import UserError
 
-class OfflineError(RuntimeError):
+
+class OfflineError(UserError, RuntimeError):
     pass
 
 

@@ -205,6 +205,8 @@ class BertModel(nn.Module):
         mask = None
         unpad_index = None
         batch_shape = tuple(input_ids.shape)
+        if attention_mask is not None and self.config.unpad and bool(attention_mask.all()):
+            attention_mask = None  # nothing to skip: no mask lets SDPA take its fastest kernel
         if attention_mask is not None:
             attention_mask = attention_mask.bool()
             # (B,1,1,S): True = attend. A fully padded row would give NaN in SDPA; it never occurs in real batches.

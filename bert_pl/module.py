@@ -7,13 +7,14 @@ from typing import Callable, Optional
 import lightning as L
 import torch
 
+from .errors import UserError
 from .modeling import HEADS, BertConfig
 from .optim import build_optimizer, linear_warmup_decay
 
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     pass
 
 

@@ -10,6 +10,8 @@ from typing import List
 
 from omegaconf import DictConfig, OmegaConf
 
+from .errors import UserConfigError, UserError  # noqa: F401  (UserConfigError is raised by entry points)
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("bert_pl")
 
@@ -17,32 +19,21 @@ if not OmegaConf.has_resolver("project_root"):
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
 
 
-def user_errors():
-    """Bad input ends in one line naming the problem and the fix (exit 2), never a deep stack trace."""
-    from .checkpoints import CheckpointError
-    from .corpus import CorpusError
-    from .hub import OfflineError
-    from .tokenization import VocabError
-
-    return (CorpusError, CheckpointError, VocabError, OfflineError, FileNotFoundError, PermissionError,
-            UserConfigError, OSError)
-
-
-class UserConfigError(ValueError):
-    pass
-
-
 def entry_point(fn):
-    """Wrap a Hydra task function: user errors become one line on stderr and exit code 2."""
+    """Wrap a Hydra task function: bad input ends in one line on stderr and exit code 2, never a deep stack trace
+    (BERT_PL_TRACEBACK=1 shows it). Missing files and permissions count as bad input too."""
+    from omegaconf.errors import MissingMandatoryValue
 
     @functools.wraps(fn)
     def wrapper(cfg: DictConfig):
         try:
             return fn(cfg)
-        except user_errors() as e:
+        except (UserError, FileNotFoundError, PermissionError, MissingMandatoryValue) as e:
             if os.environ.get("BERT_PL_TRACEBACK"):
                 raise
-            print(f"error: {e}", file=sys.stderr)
+            message = str(e).splitlines()[0] if isinstance(e, MissingMandatoryValue) else str(e)
+            hint = f" (pass {e.full_key}=...)" if isinstance(e, MissingMandatoryValue) else ""
+            print(f"error: {message}{hint}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper

@@ -17,12 +17,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import squad_metrics
+from .errors import UserError
 from .glue import PaddingCollator
 
 log = logging.getLogger(__name__)
 
 
-class SquadDataError(ValueError):
+class SquadDataError(UserError, ValueError):
     pass
 
 

@@ -12,11 +12,13 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import WordPiece
 from tokenizers.trainers import WordPieceTrainer
 
+from .errors import UserError
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 REQUIRED_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]"]
 
 
-class VocabError(ValueError):
+class VocabError(UserError, ValueError):
     pass
 
 
