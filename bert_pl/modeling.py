@@ -103,7 +103,10 @@ class BertSelfAttention(nn.Module):
 
     def forward(self, x, mask, unpad_index=None, batch_shape=None):
         """x: (B, S, H), or (T, H) real tokens when `unpad_index` gives their flat positions in (B*S)."""
-        q, k, v = self.query(x), self.key(x), self.value(x)
+        # One GEMM for Q, K and V (faster than three, same numbers); the parameters keep Google's names.
+        w = torch.cat([self.query.weight, self.key.weight, self.value.weight])
+        b = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+        q, k, v = F.linear(x, w, b).chunk(3, dim=-1)
         if unpad_index is not None:  # re-pad for the attention product only
             q, k, v = (_pad(t, unpad_index, batch_shape) for t in (q, k, v))
         b, s, h = q.shape

@@ -24,8 +24,8 @@ def build_optimizer(model: torch.nn.Module, optimizer: Callable, device: torch.d
     kwargs = dict(getattr(optimizer, "keywords", {}))
     weight_decay = kwargs.pop("weight_decay", 0.0)
     factory = getattr(optimizer, "func", optimizer)
-    if device.type == "cuda" and "fused" in inspect.signature(factory).parameters and "fused" not in kwargs:
-        kwargs["fused"] = True  # one kernel for the whole update on GPU
+    if device.type in ("cuda", "cpu") and "fused" in inspect.signature(factory).parameters and "fused" not in kwargs:
+        kwargs["fused"] = True  # one kernel for the whole update (torch has fused AdamW on GPU and CPU)
     return factory(param_groups(model, weight_decay), **kwargs)
 
 
