@@ -34,17 +34,21 @@ def main(cfg: DictConfig):
     datamodule.set_tokenizer(tokenization.from_json_string(ckpt.tokenizer_json))
     model = runner.model_dict(cfg.model, 0, cfg.pretrained)
     runner.check_seq_length(cfg.data.max_seq_length, model)
-    module = instantiate(cfg.module, _convert_="all", model=model, head=datamodule.head, num_labels=datamodule.num_labels,
+    module = instantiate(cfg.module, _convert_="all", model=model, head=datamodule.head,
+                         num_labels=datamodule.num_labels,
                          labels=datamodule.labels, main_metric=datamodule.main_metric,
                          optimizer=instantiate(cfg.optimizer), pretrained=cfg.pretrained)
     runner.pin_ddp_children(cfg.paths.output_dir)
     trainer = runner.build_trainer(cfg)
     start = time.time()
-    trainer.fit(module, datamodule=datamodule)
-    if not trainer.is_global_zero:
-        return None
-    results = finish(trainer, module, datamodule, cfg, Path(cfg.paths.output_dir), time.time() - start,
-                     HydraConfig.get().overrides.task)
+    try:
+        trainer.fit(module, datamodule=datamodule)
+        if not trainer.is_global_zero:
+            return None
+        results = finish(trainer, module, datamodule, cfg, Path(cfg.paths.output_dir), time.time() - start,
+                         HydraConfig.get().overrides.task)
+    finally:
+        runner.end_distributed()
     print(f"best dev {results['best']['metric']}: {results['best']['value']} (epoch {results['best']['epoch']}); "
           f"results: {cfg.paths.output_dir}/results.json")
     return results["best"]["value"]

@@ -7,7 +7,7 @@ from typing import Callable, Optional
 import lightning as L
 import torch
 
-from .errors import UserError
+from .errors import UserConfigError, UserError
 from .modeling import HEADS, BertConfig
 from .optim import build_optimizer, linear_warmup_decay
 
@@ -29,7 +29,7 @@ class BertModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"], logger=False)
         if on_nonfinite not in ("stop", "skip", "ignore"):
-            raise ValueError(f"on_nonfinite={on_nonfinite!r}: use stop, skip or ignore")
+            raise UserConfigError(f"module.on_nonfinite={on_nonfinite!r}: use stop, skip or ignore")
         self.config = BertConfig.from_dict(model)
         self.model = HEADS[self.head](self.config, **(head_kwargs or {}))
         self.optimizer_factory = optimizer

@@ -96,3 +96,11 @@ def pin_ddp_children(output_dir: str) -> None:
     OmegaConf.set_readonly(hc, False)
     hc.run.dir = output_dir
     OmegaConf.set_readonly(hc, True)
+
+
+def end_distributed() -> None:
+    """Tear down this job's process group, so the next job of a multirun (same process) starts a fresh one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

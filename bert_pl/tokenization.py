@@ -109,7 +109,8 @@ def load(path, lowercase: Optional[bool] = None) -> Tokenizer:
         if (path / "tokenizer.json").is_file():
             return from_tokenizer_json(path / "tokenizer.json")
         if (path / "vocab.txt").is_file():
-            return from_vocab_file(path / "vocab.txt", lowercase=_lowercase_hint(path) if lowercase is None else lowercase)
+            lower = _lowercase_hint(path) if lowercase is None else lowercase
+            return from_vocab_file(path / "vocab.txt", lowercase=lower)
         raise FileNotFoundError(f"{path}: no tokenizer.json or vocab.txt in this folder")
     if path.suffix == ".json":
         return from_tokenizer_json(path)

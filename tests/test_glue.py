@@ -49,7 +49,8 @@ SAMPLES = {  # faithful few-row copies of GLUE's original TSV layouts
                          "1\t1\t2\tHow do I learn?\tHow can I learn?\t1\n2\t3\t4\tWhat is \"it\"?\tWho?\t0\n",
             "dev.tsv": "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n7\t5\t6\tA?\tB?\t0\n",
             "test.tsv": "id\tquestion1\tquestion2\n0\tA?\tB?\n1\tC?\tD?\n"},
-    "MNLI": {"train.tsv": "index\tpromptID\tpairID\tgenre\ts1b\ts2b\ts1p\ts2p\tsentence1\tsentence2\tlabel1\tgold_label\n"
+    "MNLI": {"train.tsv": "index\tpromptID\tpairID\tgenre\ts1b\ts2b\ts1p\ts2p\tsentence1\tsentence2\tlabel1\t"
+                          "gold_label\n"
                           "0\t1\t1e\tgov\tx\tx\tx\tx\tIt rains.\tIt is wet.\tentailment\tentailment\n",
              "dev_matched.tsv": "index\tpromptID\tpairID\tgenre\ts1b\ts2b\ts1p\ts2p\tsentence1\tsentence2\tlabel1\t"
                                 "label2\tlabel3\tlabel4\tlabel5\tgold_label\n"

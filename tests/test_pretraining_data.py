@@ -4,7 +4,6 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bert_pl import tokenization
 from bert_pl.corpus import CorpusError, google_documents, plain_documents, split_sentences
 from bert_pl.pretraining_data import (MaskingCollator, build_pretraining_dataset, create_instances_from_document,
                                       truncate_seq_pair)

