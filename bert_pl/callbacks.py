@@ -48,6 +48,15 @@ def atomic_torch_save(obj: Any, path) -> None:
         raise
 
 
+def atomic_write_text(path, text: str) -> None:
+    """Results and prediction files: whole or absent, never half-written (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options: Optional[Any] = None) -> None:
         atomic_torch_save(checkpoint, path)

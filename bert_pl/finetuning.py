@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from .callbacks import atomic_write_text
+
 log = logging.getLogger("bert_pl")
 
 
@@ -49,7 +51,7 @@ def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: fl
         "train_seconds": round(train_seconds, 1),
         "predict_seconds": round(time.time() - t0, 1),
     }
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    atomic_write_text(output_dir / "results.json", json.dumps(results, indent=2))
     log.info("dev (best epoch %s): %s", results["best"]["epoch"], json.dumps(dev))
     log.info("wrote %s", ", ".join(files + [str(output_dir / "results.json")]))
     return results

@@ -3,6 +3,7 @@ submission files; one LightningDataModule for all of them."""
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .callbacks import atomic_write_text
 from .errors import UserError
 from .metrics import METRICS
 
@@ -354,9 +356,10 @@ class GlueDataModule(L.LightningDataModule):
         out_dir.mkdir(parents=True, exist_ok=True)
         name = self.task.test[split][1] if submission else f"dev_predictions_{split}.tsv"
         path = out_dir / name
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f, delimiter="\t", lineterminator="\n")
-            w.writerow(["index", "prediction"] if submission else ["index", "prediction", "label"])
-            for i, (e, p) in enumerate(zip(examples, preds)):
-                w.writerow([e.guid if submission else i, p] + ([] if submission else [e.label]))
+        buf = io.StringIO()
+        w = csv.writer(buf, delimiter="\t", lineterminator="\n")
+        w.writerow(["index", "prediction"] if submission else ["index", "prediction", "label"])
+        for i, (e, p) in enumerate(zip(examples, preds)):
+            w.writerow([e.guid if submission else i, p] + ([] if submission else [e.label]))
+        atomic_write_text(path, buf.getvalue())
         return path

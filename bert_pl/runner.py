@@ -22,13 +22,20 @@ if not OmegaConf.has_resolver("project_root"):
 def entry_point(fn):
     """Wrap a Hydra task function: bad input ends in one line on stderr and exit code 2, never a deep stack trace
     (BERT_PL_TRACEBACK=1 shows it). Missing files and permissions count as bad input too."""
+    from hydra.errors import InstantiationException
     from omegaconf.errors import MissingMandatoryValue
+
+    user = (UserError, FileNotFoundError, PermissionError, MissingMandatoryValue)
 
     @functools.wraps(fn)
     def wrapper(cfg: DictConfig):
         try:
             return fn(cfg)
-        except (UserError, FileNotFoundError, PermissionError, MissingMandatoryValue) as e:
+        except (*user, InstantiationException) as e:
+            if isinstance(e, InstantiationException):  # raised while Hydra built a `_target_`: report the cause
+                if not isinstance(e.__cause__, user):
+                    raise
+                e = e.__cause__
             if os.environ.get("BERT_PL_TRACEBACK"):
                 raise
             message = str(e).splitlines()[0] if isinstance(e, MissingMandatoryValue) else str(e)

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from . import squad_metrics
+from .callbacks import atomic_write_text
 from .errors import UserError
 from .glue import PaddingCollator
 
@@ -465,9 +466,9 @@ class SquadDataModule(L.LightningDataModule):
     def write_predictions(self, split: str, outputs: dict, out_dir: Path, submission: bool) -> Path:
         preds, nbest, null_odds = self.last_eval.get(split) or self.predict(split, outputs)
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "nbest_predictions.json").write_text(json.dumps(nbest, indent=2))
+        atomic_write_text(out_dir / "nbest_predictions.json", json.dumps(nbest, indent=2))
         if self.version == 2:
-            (out_dir / "null_odds.json").write_text(json.dumps(null_odds, indent=2))
+            atomic_write_text(out_dir / "null_odds.json", json.dumps(null_odds, indent=2))
         path = out_dir / "predictions.json"
-        path.write_text(json.dumps(preds, indent=2))
+        atomic_write_text(path, json.dumps(preds, indent=2))
         return path

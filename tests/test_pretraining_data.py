@@ -214,3 +214,12 @@ def test_sampler_shards_ranks_disjointly_and_resumes():
     assert list(s) == full
     s.set_epoch(2)
     assert [i for i, _ in s] != [i for i, _ in full] and {e for _, e in s} == {2}
+
+
+def test_a_10mb_line_and_empty_documents_are_handled(tmp_path, minilm_tokenizer):
+    corpus = tmp_path / "odd.txt"
+    words = ("token " * (10 * 2 ** 20 // 6)).strip()
+    corpus.write_text("First document, normal.\nIt has two sentences.\n\n\n\n" + words + ".\nTail.\n\n\n")
+    ds = build_pretraining_dataset({"format": "google", "paths": [str(corpus)]}, minilm_tokenizer, tmp_path / "c",
+                                   max_seq_length=64)
+    assert len(ds["train"]) > 0 and max(len(r) for r in ds["train"]["input_ids"]) <= 64

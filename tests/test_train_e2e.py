@@ -12,11 +12,11 @@ FAST = ["data=sample_text", "data.batch_size=4", "data.num_workers=0", "data.num
         "model.attention_probs_dropout_prob=0.0"]
 
 
-def train(tmp_path, run, *extra, timeout=600):
+def train(tmp_path, run, *extra, timeout=600, env=None):
     shared("corpus", "sample_text.txt")
     out = tmp_path / run
     args = ["train.py", *FAST, f"hydra.run.dir={out}", f"paths.cache_dir={tmp_path / 'cache'}", *extra]
-    return run_cli(args, timeout=timeout), out
+    return run_cli(args, timeout=timeout, env=env), out
 
 
 def losses(run_dir):
@@ -117,3 +117,27 @@ def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(tmp_path):
     assert "newly initialised" not in res.stderr + res.stdout  # every weight came from phase 1
     emb = "model.bert.embeddings.word_embeddings.weight"
     assert (a["state_dict"][emb] - b["state_dict"][emb]).abs().max() < 0.05  # 2 small steps away from phase 1
+
+
+def test_unknown_key_and_bad_value_are_one_clear_line(tmp_path):
+    res, _ = train(tmp_path, "bad", "data.not_a_key=1")
+    assert res.returncode != 0 and "not_a_key" in res.stderr and "Traceback" not in res.stderr
+    res, _ = train(tmp_path, "bad2", "data.masked_lm_prob=1.5", "trainer.max_steps=1")
+    assert res.returncode == 2 and "error: data.masked_lm_prob=1.5 must be in (0, 1)" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_offline_hub_corpus_says_what_to_pass(tmp_path):
+    res, _ = train(tmp_path, "hub", "data=wikipedia", "trainer.max_steps=1")
+    assert res.returncode == 2 and "not reachable (offline)" in res.stderr and "data.name=" in res.stderr
+
+
+def test_secrets_never_reach_the_run_folder(tmp_path):
+    secret = "wandb-secret-0123456789abcdef0123456789abcdef"
+    res, out = train(tmp_path, "s", "trainer.max_steps=2", "callbacks.model_checkpoint.every_n_train_steps=2",
+                     env={"WANDB_API_KEY": secret, "HF_TOKEN": secret})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert secret not in res.stdout + res.stderr
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert secret.encode() not in f.read_bytes(), f
