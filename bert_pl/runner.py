@@ -61,6 +61,9 @@ def build_trainer(cfg: DictConfig):
                        logger=instantiate_group(cfg.get("logger")) or False)
 
 
+ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+
+
 def model_dict(cfg_model, vocab_size: int, pretrained=None) -> dict:
     """The architecture: the checkpoint's when starting from one (run-time keys from the preset), else the preset's
     with the tokenizer's vocab size."""
@@ -69,7 +72,14 @@ def model_dict(cfg_model, vocab_size: int, pretrained=None) -> dict:
     preset = OmegaConf.to_container(cfg_model, resolve=True) if cfg_model is not None else {}
     preset.pop("_target_", None)
     if pretrained:
-        return config_for(pretrained, preset).to_dict()
+        arch = config_for(pretrained, preset).to_dict()
+        differ = [k for k in ARCHITECTURE_KEYS if preset.get(k) is not None and preset[k] != arch[k]]
+        if differ:
+            have = ", ".join(f"{k}={arch[k]}" for k in differ)
+            want = ", ".join(f"{k}={preset[k]}" for k in differ)
+            raise UserConfigError(f"{pretrained} is a model with {have}, but the composed model preset has {want}; "
+                                  f"pass the checkpoint's own size (model=...) or a checkpoint of this size")
+        return arch
     if preset.get("vocab_size") in (None, 0):
         preset["vocab_size"] = vocab_size
     elif preset["vocab_size"] < vocab_size:

@@ -105,7 +105,12 @@ def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(tmp_path):
     res, p1 = train(tmp_path, "p1", "trainer.max_steps=3", "callbacks.model_checkpoint.every_n_train_steps=3")
     assert res.returncode == 0, res.stderr[-3000:]
     phase1 = p1 / "checkpoints" / "last.ckpt"
-    res, p2 = train(tmp_path, "p2", "experiment=bert_base_phase2", f"pretrained={phase1}", "data=sample_text",
+    res, bad = train(tmp_path, "p2bad", "experiment=bert_base_phase2", f"pretrained={phase1}", "data=sample_text",
+                     "accelerator=cpu")
+    assert res.returncode == 2 and "hidden_size=128, num_hidden_layers=2" in res.stderr  # a tiny ckpt, base preset
+    assert "hidden_size=768" in res.stderr and "Traceback" not in res.stderr
+    res, p2 = train(tmp_path, "p2", "experiment=bert_base_phase2", "model=bert_tiny", f"pretrained={phase1}",
+                    "data=sample_text",
                     "accelerator=cpu", "trainer.accumulate_grad_batches=1", "trainer.max_steps=2",
                     "data.batch_size=4", "callbacks.model_checkpoint.every_n_train_steps=2",
                     "trainer.val_check_interval=1000")
