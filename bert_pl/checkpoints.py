@@ -164,12 +164,8 @@ def _load_tf(folder: Path) -> Checkpoint:
         if name.endswith("/kernel"):  # TF dense kernels are (in, out); torch Linear weights are (out, in)
             value = value.t().contiguous()
         sd[ours] = value
-    cfg_file = folder / "bert_config.json"
-    vocab = folder / "vocab.txt"
-    tok = None
-    if vocab.is_file():
-        tok = tokenization.from_vocab_file(vocab, lowercase=tokenization._lowercase_hint(folder)).to_str()
-    return Checkpoint(BertConfig.from_json_file(cfg_file), sd, tok, str(folder), "tensorflow")
+    return Checkpoint(BertConfig.from_json_file(folder / "bert_config.json"), sd, _tokenizer_json_from_folder(folder),
+                      str(folder), "tensorflow")
 
 
 def _fetch_hub(repo_id: str) -> Path:

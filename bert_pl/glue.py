@@ -200,6 +200,15 @@ class PaddingCollator:
         return batch
 
 
+def padded_loader(feats: List[dict], dm, shuffle: bool, batch_size: int) -> DataLoader:
+    """The fine-tuning loader (GLUE and SQuAD): seeded shuffling for training, per-batch padding (fixed width and
+    drop_last with `static_shapes`, for XLA). `dm` supplies tokenizer, seed, num_workers, max_seq_length."""
+    collate = PaddingCollator(dm.tokenizer.get_vocab()["[PAD]"], dm.max_seq_length if dm.static_shapes else None)
+    g = torch.Generator().manual_seed(dm.seed)
+    return DataLoader(feats, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None,
+                      collate_fn=collate, num_workers=dm.num_workers, drop_last=shuffle and dm.static_shapes)
+
+
 class GlueDataModule(L.LightningDataModule):
     """Train on train, evaluate on dev (MNLI: matched + mismatched), predict test (+ AX for MNLI)."""
 
@@ -311,12 +320,7 @@ class GlueDataModule(L.LightningDataModule):
                 self.featurize(s)
 
     def _loader(self, feats, shuffle: bool, bs: int) -> DataLoader:
-        g = torch.Generator().manual_seed(self.seed)
-        vocab = self.tokenizer.get_vocab()
-        collate = PaddingCollator(vocab["[PAD]"], self.max_seq_length if self.static_shapes else None)
-        return DataLoader(feats, batch_size=bs, shuffle=shuffle, generator=g if shuffle else None,
-                          collate_fn=collate, num_workers=self.num_workers,
-                          drop_last=shuffle and self.static_shapes)
+        return padded_loader(feats, self, shuffle, bs)
 
     def train_dataloader(self):
         return self._loader(self.featurize("train"), True, self.batch_size)

@@ -96,10 +96,6 @@ def check_seq_length(max_seq_length: int, model: dict) -> None:
             f"when training from scratch)")
 
 
-def print_config(cfg: DictConfig) -> None:
-    log.info("config:\n%s", OmegaConf.to_yaml(cfg, resolve=False))
-
-
 def pin_ddp_children(output_dir: str) -> None:
     """Lightning starts DDP ranks > 0 by re-running sys.argv with `hydra.run.dir=<HydraConfig run.dir>`. Under
     multirun that would start a whole sweep per rank, in the wrong folder. Give the children this job's own

@@ -13,13 +13,12 @@ from typing import Dict, List, Optional
 
 import lightning as L
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from . import squad_metrics
 from .callbacks import atomic_write_text
 from .errors import UserError
-from .glue import PaddingCollator
+from .glue import padded_loader
 
 log = logging.getLogger(__name__)
 
@@ -428,11 +427,7 @@ class SquadDataModule(L.LightningDataModule):
         self.featurize("dev")
 
     def _loader(self, feats, shuffle: bool, bs: int) -> DataLoader:
-        pad = self.tokenizer.get_vocab()["[PAD]"]
-        collate = PaddingCollator(pad, self.max_seq_length if self.static_shapes else None)
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(feats, batch_size=bs, shuffle=shuffle, generator=g if shuffle else None,
-                          collate_fn=collate, num_workers=self.num_workers, drop_last=shuffle and self.static_shapes)
+        return padded_loader(feats, self, shuffle, bs)
 
     def train_dataloader(self):
         return self._loader(self.featurize("train")[0], True, self.batch_size)
