@@ -30,13 +30,15 @@ def build_optimizer(model: torch.nn.Module, optimizer: Callable, device: torch.d
 
 
 def linear_warmup_decay(optimizer, total_steps: int, warmup_steps: int = 0, warmup_ratio: float = 0.0):
-    """lr * step/warmup during warmup, then linearly down to 0 at `total_steps` (Google's polynomial decay, power 1)."""
+    """lr * step/warmup during warmup (0 at step 0, as Google's and transformers'), then linearly down to 0 at
+    `total_steps`, the same curve as transformers' get_linear_schedule_with_warmup. (Google's polynomial decay runs
+    from step 0, so its peak right after warmup is (1 - warmup_ratio) * lr; the paper's numbers come from both.)"""
     warmup = warmup_steps or int(warmup_ratio * total_steps)
     total = max(total_steps, warmup + 1)
 
     def factor(step: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
+            return step / warmup
         return max(0.0, (total - step) / max(1, total - warmup))
 
     return LambdaLR(optimizer, factor)

@@ -8,6 +8,8 @@ from typing import Any, List
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from .callbacks import atomic_write_text
+
 
 def collect(sweep_dir: Path) -> List[dict]:
     rows = []
@@ -37,5 +39,5 @@ class SweepSummary(Callback):
         rows = collect(sweep_dir)
         table = format_table(rows)
         print(table)
-        (sweep_dir / "summary.txt").write_text(table + "\n")
-        (sweep_dir / "summary.json").write_text(json.dumps(rows, indent=2))
+        atomic_write_text(sweep_dir / "summary.txt", table + "\n")
+        atomic_write_text(sweep_dir / "summary.json", json.dumps(rows, indent=2))

@@ -1,27 +1,16 @@
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 import bert_pl.runner  # noqa: F401  (registers the project_root resolver)
 from bert_pl.modeling import BertConfig
+from helpers import CONF, compose_cfg
 
-CONF = str(Path(__file__).resolve().parent.parent / "conf")
 MODELS = sorted(p.stem for p in Path(CONF, "model").glob("*.yaml"))
 ACCELERATORS = ["cpu", "gpu", "tpu"]
 TASKS = ["cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli", "squad_v1", "squad_v2"]
-
-
-def compose_cfg(name, overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose(config_name=name, overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.output_dir = "/tmp/bert-pl-test-output"
-    return cfg
 
 
 def test_presets_have_googles_sizes():

@@ -60,16 +60,22 @@ def test_no_weight_decay_on_bias_and_layernorm():
     assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.01
 
 
-def test_linear_warmup_then_decay():
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = linear_warmup_decay(opt, total_steps=10, warmup_steps=2)
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
-    assert lrs[:3] == pytest.approx([0.5, 1.0, 1.0]) and lrs[-1] == pytest.approx(0.125)
-    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:]))
+def test_linear_warmup_then_decay_matches_transformers_schedule():
+    from transformers import get_linear_schedule_with_warmup
+
+    def lrs(make_sched, steps=10):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched, out = make_sched(opt), []
+        for _ in range(steps):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    ours = lrs(lambda opt: linear_warmup_decay(opt, total_steps=10, warmup_ratio=0.2))
+    assert ours[:4] == pytest.approx([0.0, 0.5, 1.0, 0.875]) and ours[-1] == pytest.approx(0.125)
+    assert ours == pytest.approx(lrs(lambda opt: get_linear_schedule_with_warmup(opt, 2, 10)))
+    assert lrs(lambda opt: linear_warmup_decay(opt, total_steps=4))[:2] == pytest.approx([1.0, 0.75])
 
 
 def test_full_disk_during_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
