@@ -49,6 +49,27 @@ def make_inputs(batch: int, seq: int, vocab: int, padding_mix: bool, max_pred: i
                 predictions=int(n_pred.sum()))
 
 
+def packed_batch(x: dict, seq: int, vocab: int) -> dict:
+    """The same sequences as `x`, packed into fewer rows by the training collator (`data.packing=true`)."""
+    from .pretraining_data import MaskingCollator
+
+    names = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
+    vocab_map = {**{f"w{i}": i for i in range(vocab)}, **names}
+    examples = []
+    for i in range(x["ids"].shape[0]):
+        n = int(x["mask"][i].sum())
+        ids = [101, *x["ids"][i, 1:n // 2 - 1].tolist(), 102, *x["ids"][i, n // 2:n - 1].tolist(), 102]
+        examples.append({"input_ids": ids, "next_sentence_label": int(x["nsp"][i]), "index": i})
+    return MaskingCollator(vocab_map, max_seq_length=seq, packing=True)(examples)
+
+
+def bench_inputs(args, cfg) -> dict:
+    x = make_inputs(args.batch_size, args.seq_len, cfg.vocab_size, args.padding_mix, args.max_pred)
+    if getattr(args, "packing", False) and args.task == "pretrain":
+        x["packed"] = packed_batch(x, args.seq_len, cfg.vocab_size)
+    return x
+
+
 def build(args, device):
     import transformers
 
@@ -70,6 +91,8 @@ def build(args, device):
 
 def step_fns(args, ours, hf, x, device):
     dev = {k: v.to(device) if torch.is_tensor(v) else v for k, v in x.items()}
+    if "packed" in x:
+        dev["packed"] = {k: v.to(device) for k, v in x["packed"].items()}
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
     train = args.task != "inference"
     opts = {}
@@ -78,7 +101,9 @@ def step_fns(args, ours, hf, x, device):
 
     def run_ours():
         with autocast, torch.set_grad_enabled(train):
-            if args.task == "pretrain":
+            if args.task == "pretrain" and "packed" in dev:
+                loss = ours(**dev["packed"])["loss"]
+            elif args.task == "pretrain":
                 loss = ours(dev["ids"], dev["types"], dev["mask"], mlm_positions=dev["positions"],
                             mlm_labels=dev["mlm_labels"], next_sentence_label=dev["nsp"])["loss"]
             else:
@@ -171,7 +196,7 @@ def _cpu_step_memory(args, which: str) -> float:
 
     device = torch.device("cpu")
     cfg, ours, hf = build(args, device)
-    x = make_inputs(args.batch_size, args.seq_len, cfg.vocab_size, args.padding_mix, args.max_pred)
+    x = bench_inputs(args, cfg)
     fn = step_fns(args, ours, hf, x, device)[0 if which == "ours" else 1]
     gc.collect()
     with open("/proc/self/clear_refs", "w") as f:
@@ -211,6 +236,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--no-unpad", action="store_true", help="disable the unpadding fast path")
+    ap.add_argument("--packing", action="store_true", help="pretrain: pack the batch's sequences into fewer rows "
+                                                           "(data.packing=true); transformers gets them padded")
     ap.add_argument("--skip-memory", action="store_true")
     ap.add_argument("--out", default="bench_results.jsonl")
     args = ap.parse_args(argv)
@@ -220,7 +247,7 @@ def main(argv=None) -> dict:
     steps = args.steps or (20 if device.type == "cuda" else 5)
     args.max_pred = args.max_predictions or (20 if args.seq_len <= 128 else round(args.seq_len * 0.15 + 0.5))
     cfg, ours, hf = build(args, device)
-    x = make_inputs(args.batch_size, args.seq_len, cfg.vocab_size, args.padding_mix, args.max_pred)
+    x = bench_inputs(args, cfg)
     run_ours, run_hf = step_fns(args, ours, hf, x, device)
     t_ours, t_hf = time_alternating([run_ours, run_hf], steps, args.warmup, device)
     tokens = x["real_tokens"]
@@ -236,6 +263,7 @@ def main(argv=None) -> dict:
         "model": args.model, "task": args.task, "batch_size": args.batch_size, "seq_len": args.seq_len,
         "precision": args.precision, "device": args.device, "padding_mix": args.padding_mix,
         "real_tokens_per_batch": tokens, "steps": steps, "unpad": cfg.unpad,
+        "packed_rows": int(x["packed"]["input_ids"].shape[0]) if "packed" in x else None,
         "ours_step_s": round(t_ours, 4), "hf_step_s": round(t_hf, 4),
         "ours_tokens_per_s": round(tokens / t_ours, 1), "hf_tokens_per_s": round(tokens / t_hf, 1),
         "ratio": round(t_hf / t_ours, 3),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.plugins.io import TorchCheckpointIO, XLACheckpointIO
 
 from .errors import UserError
 
@@ -60,6 +60,17 @@ def atomic_write_text(path, text: str) -> None:
 class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint, path, storage_options: Optional[Any] = None) -> None:
         atomic_torch_save(checkpoint, path)
+
+
+class AtomicXLACheckpointIO(XLACheckpointIO):
+    """The XLA strategy accepts only its own checkpoint writer: the same, with tensors brought to the host first."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options: Optional[Any] = None) -> None:
+        from lightning_utilities.core.apply_func import apply_to_collection
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        checkpoint = apply_to_collection(checkpoint, (DictConfig, ListConfig), OmegaConf.to_container)
+        atomic_torch_save(apply_to_collection(checkpoint, torch.Tensor, lambda t: t.cpu()), path)
 
 
 def wandb_logger(**kwargs):

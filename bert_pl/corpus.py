@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import itertools
 import os
 import re
 import sys
@@ -100,8 +101,10 @@ def plain_documents(paths, doc_split: str = "file", encoding_errors: str = "stri
 
 
 def hub_documents(name: str, config: Optional[str] = None, split: str = "train", text_column: str = "text",
-                  streaming: bool = True, revision: Optional[str] = None) -> Iterator[Document]:
-    """A `datasets` dataset: a hub name (online), or a local folder saved with `save_to_disk` / of data files."""
+                  streaming: bool = True, revision: Optional[str] = None, part: int = 0,
+                  parts: int = 1) -> Iterator[Document]:
+    """A `datasets` dataset: a hub name (online), or a local folder saved with `save_to_disk` / of data files.
+    `part` of `parts`: `datasets`' own split by node (whole files per node where the shards divide evenly)."""
     import datasets
 
     local = Path(os.path.expanduser(name))
@@ -115,6 +118,10 @@ def hub_documents(name: str, config: Optional[str] = None, split: str = "train",
         if not local.exists():
             require_online(f"dataset {name!r}", "data.name=/path/to/a/local/copy or data=text data.paths=FILES")
         ds = datasets.load_dataset(name, config, split=split, streaming=streaming, revision=revision)
+    if parts > 1:
+        from datasets.distributed import split_dataset_by_node
+
+        ds = split_dataset_by_node(ds, rank=part, world_size=parts)
     columns = getattr(ds, "column_names", None)
     if columns is not None and text_column not in columns:
         raise CorpusError(f"dataset {name!r} has no column {text_column!r} (columns: {columns}); set data.text_column")
@@ -166,17 +173,25 @@ def fingerprint(source: dict) -> str:
     return h.hexdigest()[:16]
 
 
-def documents(source: dict) -> Iterator[Document]:
-    """Dispatch on `source['format']`; the dict is the `data.source` config."""
+def documents(source: dict, part: int = 0, parts: int = 1) -> Iterator[Document]:
+    """Dispatch on `source['format']`; the dict is the `data.source` config. `part` of `parts`: every
+    `parts`-th document from the `part`-th on (ranks x loader workers read disjoint documents)."""
+    kind = source.get("format")
+    if kind == "hub":
+        return hub_documents(source["name"], source.get("config"), source.get("split", "train"),
+                             source.get("text_column", "text"), source.get("streaming", True), source.get("revision"),
+                             part, parts)
+    docs = _documents(source)
+    return docs if parts == 1 else itertools.islice(docs, part, None, parts)
+
+
+def _documents(source: dict) -> Iterator[Document]:
     kind = source.get("format")
     enc = source.get("encoding_errors", "strict")
     if kind == "google":
         return google_documents(source["paths"], enc)
     if kind == "plain":
         return plain_documents(source["paths"], source.get("doc_split", "file"), enc)
-    if kind == "hub":
-        return hub_documents(source["name"], source.get("config"), source.get("split", "train"),
-                             source.get("text_column", "text"), source.get("streaming", True), source.get("revision"))
     if kind == "embedded":
         return embedded_documents(source.get("max_chars", 3_000_000))
     raise CorpusError(f"data.source.format={kind!r}: use one of google, plain, hub, embedded")

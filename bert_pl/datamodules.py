@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from . import tokenization
 from .corpus import CorpusError, documents, fingerprint
 from .errors import UserConfigError
-from .pretraining_data import MaskingCollator, build_pretraining_dataset
+from .pretraining_data import MaskingCollator, StreamingInstances, build_pretraining_dataset
 from .sampling import IndexedDataset, ResumableSampler
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ class PretrainingDataModule(L.LightningDataModule):
                  max_predictions_per_seq: int = 20, whole_word_masking: bool = False, dynamic_masking: bool = True,
                  batch_size: int = 32, eval_batch_size: Optional[int] = None, num_workers: int = 0,
                  num_proc: int = 1, val_fraction: float = 0.0, cache_dir: str = "data/cache", seed: int = 12345,
-                 static_shapes: bool = False, docs_per_shard: int = 2000):
+                 static_shapes: bool = False, docs_per_shard: int = 2000, packing: bool = False,
+                 max_sequences_per_pack: int = 3, streaming: bool = False):
         super().__init__()
         self.source = dict(source)
         self.tokenizer_cfg = dict(tokenizer or {})
@@ -50,7 +51,8 @@ class PretrainingDataModule(L.LightningDataModule):
                                  num_proc=num_proc, docs_per_shard=docs_per_shard)
         self.mask_kwargs = dict(masked_lm_prob=masked_lm_prob, max_predictions_per_seq=max_predictions_per_seq,
                                 whole_word_masking=whole_word_masking, dynamic=dynamic_masking, seed=seed,
-                                max_seq_length=max_seq_length, static_shapes=static_shapes)
+                                max_seq_length=max_seq_length, static_shapes=static_shapes, packing=packing,
+                                max_sequences_per_pack=max_sequences_per_pack)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -59,12 +61,15 @@ class PretrainingDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir)
         self.tokenizer = None
         self.datasets = None
+        self.streaming = streaming
         checks = [(max_seq_length >= 8, f"data.max_seq_length={max_seq_length} is too short for [CLS] A [SEP] B [SEP]"),
                   (0 < masked_lm_prob < 1, f"data.masked_lm_prob={masked_lm_prob} must be in (0, 1)"),
                   (0 <= short_seq_prob <= 1, f"data.short_seq_prob={short_seq_prob} must be in [0, 1]"),
                   (0 <= val_fraction < 1, f"data.val_fraction={val_fraction} must be in [0, 1)"),
                   (max_predictions_per_seq >= 1, "data.max_predictions_per_seq must be at least 1"),
-                  (batch_size >= 1 and dupe_factor >= 1, "data.batch_size and data.dupe_factor must be at least 1")]
+                  (batch_size >= 1 and dupe_factor >= 1, "data.batch_size and data.dupe_factor must be at least 1"),
+                  (not (packing and static_shapes), "data.packing=true needs dynamic shapes; it cannot be combined "
+                                                    "with data.static_shapes=true (accelerator=tpu)")]
         for ok, message in checks:
             if not ok:
                 raise UserConfigError(message)
@@ -106,10 +111,12 @@ class PretrainingDataModule(L.LightningDataModule):
 
     # -- data ---------------------------------------------------------------------------------------------------
     def prepare_data(self):
-        self._build()
+        if not self.streaming:
+            self._build()
 
     def setup(self, stage: Optional[str] = None):
-        self._build()
+        if not self.streaming:
+            self._build()
 
     def _build(self):
         if self.datasets is None:
@@ -124,7 +131,23 @@ class PretrainingDataModule(L.LightningDataModule):
     def collator(self) -> MaskingCollator:
         return MaskingCollator(self.load_tokenizer().get_vocab(), **self.mask_kwargs)
 
+    def _streaming_loader(self, split: str, train: bool) -> DataLoader:
+        rank, world = rank_info(self.trainer)
+        bs = self.batch_size if train else self.eval_batch_size
+        k = self.build_kwargs
+        val = k["val_fraction"]
+        data = StreamingInstances(self.source, self.load_tokenizer().to_str(), split, k["max_seq_length"],
+                                  k["short_seq_prob"], k["dupe_factor"], k["nsp"], k["seed"], k["docs_per_shard"],
+                                  holdout_every=round(1 / val) if val else 0, rank=rank, world_size=world,
+                                  batch_size=bs)
+        if train:
+            data.start_at(resume_offset(self.trainer, float("inf")))
+        return DataLoader(data, batch_size=bs, collate_fn=self.collator(), num_workers=self.num_workers,
+                          drop_last=self.static_shapes)
+
     def _loader(self, split: str, train: bool) -> DataLoader:
+        if self.streaming:
+            return self._streaming_loader(split, train)
         data = self._build()[split]
         rank, world = rank_info(self.trainer)
         sampler = ResumableSampler(len(data), shuffle=train, seed=self.seed, rank=rank, world_size=world,
@@ -141,6 +164,8 @@ class PretrainingDataModule(L.LightningDataModule):
         return self._loader("train", True)
 
     def val_dataloader(self):
+        if self.streaming:
+            return self._loader("validation", False) if self.build_kwargs["val_fraction"] else []
         if "validation" not in self._build():
             return []
         return self._loader("validation", False)

@@ -8,6 +8,10 @@ Two optional fast paths, both exact (same numbers as the plain path):
   attention product itself is re-padded per layer, so a padded batch costs what its real tokens cost.
 - masked-LM gather: `BertForPreTraining` takes `mlm_positions` and applies the MLM head to those positions
   only, instead of projecting every token onto the 30k-word vocabulary.
+
+Packed rows (several sequences in one row, Krell et al. 2021): `sequence_ids` numbers each row's sequences 1..k
+(0 = padding); attention stays within a sequence, `position_ids` restart at each, and `nsp_positions` says where
+each sequence's [CLS] is. The loss equals that of the same sequences unpacked.
 """
 from __future__ import annotations
 
@@ -82,10 +86,10 @@ class BertEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids, token_type_ids):
-        seq_len = input_ids.shape[1]
-        positions = torch.arange(seq_len, device=input_ids.device)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) + self.token_type_embeddings(
+    def forward(self, input_ids, token_type_ids, position_ids=None):
+        if position_ids is None:
+            position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids) + self.token_type_embeddings(
             token_type_ids
         )
         return self.dropout(self.LayerNorm(x))
@@ -176,8 +180,16 @@ class BertPooler(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, sequence_output):
-        return torch.tanh(self.dense(sequence_output[:, 0]))
+    def forward(self, sequence_output, cls_positions=None):
+        """[CLS] of each row (B, H), or of each packed sequence at `cls_positions` (B, K) -> (B, K, H)."""
+        if cls_positions is None:
+            return torch.tanh(self.dense(sequence_output[:, 0]))
+        return torch.tanh(self.dense(_gather(sequence_output, cls_positions)))
+
+
+def _gather(seq, positions):
+    """(B, S, H) at (B, P) positions -> (B, P, H)."""
+    return torch.gather(seq, 1, positions.unsqueeze(-1).expand(-1, -1, seq.shape[-1]))
 
 
 def _pad(flat, index, batch_shape):
@@ -195,8 +207,10 @@ class BertModel(nn.Module):
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
 
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, output_hidden_states: bool = False):
-        """Returns dict(sequence_output (B,S,H), pooled_output (B,H), hidden_states: embeddings + each layer)."""
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, output_hidden_states: bool = False,
+                sequence_ids=None, position_ids=None, cls_positions=None):
+        """Returns dict(sequence_output (B,S,H), pooled_output (B,H), hidden_states: embeddings + each layer).
+        Packed rows: `sequence_ids` replaces `attention_mask`; pooled_output is then (B,K,H) at `cls_positions`."""
         if input_ids.shape[1] > self.config.max_position_embeddings:
             raise ValueError(
                 f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings="
@@ -204,16 +218,21 @@ class BertModel(nn.Module):
             )
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids)
+        x = self.embeddings(input_ids, token_type_ids, position_ids)
         mask = None
         unpad_index = None
         batch_shape = tuple(input_ids.shape)
-        if attention_mask is not None and self.config.unpad and bool(attention_mask.all()):
+        if sequence_ids is not None:
+            attention_mask = sequence_ids > 0
+            # (B,1,S,S): a token attends within its own sequence; padding (0) only to padding, so no row is empty
+            mask = (sequence_ids[:, :, None] == sequence_ids[:, None, :])[:, None]
+        elif attention_mask is not None and self.config.unpad and bool(attention_mask.all()):
             attention_mask = None  # nothing to skip: no mask lets SDPA take its fastest kernel
         if attention_mask is not None:
             attention_mask = attention_mask.bool()
-            # (B,1,1,S): True = attend. A fully padded row would give NaN in SDPA; it never occurs in real batches.
-            mask = attention_mask[:, None, None, :]
+            if mask is None:
+                # (B,1,1,S): True = attend. A fully padded row would give NaN in SDPA; never in real batches.
+                mask = attention_mask[:, None, None, :]
             if self.config.unpad:
                 unpad_index = attention_mask.flatten().nonzero().squeeze(1)
                 x = x.reshape(-1, x.shape[-1]).index_select(0, unpad_index)
@@ -226,7 +245,7 @@ class BertModel(nn.Module):
             x = _pad(x, unpad_index, batch_shape)
             if output_hidden_states:
                 hidden_states = [_pad(h, unpad_index, batch_shape) for h in hidden_states]
-        pooled = self.pooler(x) if self.pooler is not None else None
+        pooled = self.pooler(x, cls_positions) if self.pooler is not None else None
         return {"sequence_output": x, "pooled_output": pooled, "hidden_states": hidden_states}
 
 
@@ -284,13 +303,15 @@ class BertForPreTraining(nn.Module):
         init_weights(self, config.initializer_range)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_positions=None, mlm_labels=None,
-                next_sentence_label=None):
+                next_sentence_label=None, sequence_ids=None, position_ids=None, nsp_positions=None):
         """`mlm_positions` (B,P): run the MLM head there only; logits are then (B,P,V), else (B,S,V).
-        `mlm_labels` has the shape of the logits' first two dims, -100 where there is nothing to predict."""
-        out = self.bert(input_ids, token_type_ids, attention_mask)
+        `mlm_labels` has the shape of the logits' first two dims, -100 where there is nothing to predict.
+        Packed rows: `nsp_positions` (B,K) and `next_sentence_label` (B,K, -100 for empty slots)."""
+        out = self.bert(input_ids, token_type_ids, attention_mask, sequence_ids=sequence_ids,
+                        position_ids=position_ids, cls_positions=nsp_positions)
         seq = out["sequence_output"]
         if mlm_positions is not None:
-            seq = torch.gather(seq, 1, mlm_positions.unsqueeze(-1).expand(-1, -1, seq.shape[-1]))
+            seq = _gather(seq, mlm_positions)
         mlm_logits = self.cls.predictions(seq)
         result = {"mlm_logits": mlm_logits, "pooled_output": out["pooled_output"]}
         loss = None
@@ -301,7 +322,8 @@ class BertForPreTraining(nn.Module):
         if self.cls.seq_relationship is not None:
             result["nsp_logits"] = self.cls.seq_relationship(out["pooled_output"])
             if next_sentence_label is not None:
-                result["nsp_loss"] = F.cross_entropy(result["nsp_logits"].float(), next_sentence_label)
+                result["nsp_loss"] = F.cross_entropy(result["nsp_logits"].reshape(-1, 2).float(),
+                                                     next_sentence_label.reshape(-1), ignore_index=-100)
                 loss = result["nsp_loss"] if loss is None else loss + result["nsp_loss"]
         result["loss"] = loss
         return result

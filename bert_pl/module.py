@@ -94,9 +94,11 @@ class PretrainingModule(BertModule):
 
     def forward(self, batch: dict) -> dict:
         return self.model(
-            batch["input_ids"], batch["token_type_ids"], batch["attention_mask"],
+            batch["input_ids"], batch["token_type_ids"], batch.get("attention_mask"),
             mlm_positions=batch.get("mlm_positions"), mlm_labels=batch.get("mlm_labels"),
             next_sentence_label=batch.get("next_sentence_label") if self.nsp else None,
+            sequence_ids=batch.get("sequence_ids"), position_ids=batch.get("position_ids"),
+            nsp_positions=batch.get("nsp_positions"),
         )
 
     def _shared_step(self, batch: dict, stage: str) -> torch.Tensor:
@@ -104,11 +106,14 @@ class PretrainingModule(BertModule):
         labels = batch["mlm_labels"]
         valid = labels != -100
         mlm_acc = ((out["mlm_logits"].argmax(-1) == labels) & valid).sum() / valid.sum().clamp(min=1)
-        bs = labels.shape[0]
+        # sequences in the batch (packed rows hold several): the weight of this batch in epoch means
+        bs = int(batch["sequence_ids"].amax(1).sum()) if "sequence_ids" in batch else labels.shape[0]
         metrics = {f"{stage}/loss": out["loss"], f"{stage}/mlm_loss": out["mlm_loss"], f"{stage}/mlm_acc": mlm_acc,
                    f"{stage}/ppl": torch.exp(out["mlm_loss"].detach().clamp(max=50))}
         if self.nsp:
-            nsp_acc = (out["nsp_logits"].argmax(-1) == batch["next_sentence_label"]).float().mean()
+            nsp_labels = batch["next_sentence_label"]  # (B,) or, packed, (B, K) with -100 in empty slots
+            nsp_acc = ((out["nsp_logits"].argmax(-1) == nsp_labels) & (nsp_labels != -100)).sum() / (
+                nsp_labels != -100).sum().clamp(min=1)
             metrics.update({f"{stage}/nsp_loss": out["nsp_loss"], f"{stage}/nsp_acc": nsp_acc})
         on_step = stage == "train"
         shown = {f"{stage}/mlm_acc", f"{stage}/loss"}

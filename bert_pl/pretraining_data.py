@@ -8,6 +8,7 @@ pair is truncated from a random end. Masking is done later, in `MaskingCollator`
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import shutil
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from torch.utils.data import IterableDataset
 
 from .corpus import CorpusError
+from .errors import UserConfigError
 from .tokenization import SPECIAL_TOKENS
 
 IGNORE_INDEX = -100
@@ -140,6 +143,83 @@ def _doc_generator(source: dict):
         yield {"sentences": doc}
 
 
+class StreamingInstances(IterableDataset):
+    """Pretraining instances made on the fly from a streamed corpus (`data.streaming=true`), for corpora that do not
+    fit on disk: nothing is cached. Each (rank, loader worker) reads its own documents (`corpus.documents` part),
+    builds Google's instances `docs_per_shard` documents at a time (random-next segments from the same shard, as
+    the cached path), shuffles them within the shard and yields them; training cycles the stream (epoch 0, 1, ...),
+    so every rank always has data and `trainer.max_steps` ends the run. `validation` holds out every
+    `holdout_every`-th document and is read once. On resume, `start_at(batches)` skips the samples already trained
+    on: they are re-read and re-paired, not masked or trained, so the run continues at the exact next sample."""
+
+    def __init__(self, source: dict, tokenizer_json: str, split: str, max_seq_length: int, short_seq_prob: float,
+                 dupe_factor: int, nsp: bool, seed: int, docs_per_shard: int, holdout_every: int = 0,
+                 rank: int = 0, world_size: int = 1, batch_size: int = 1):
+        self.__dict__.update({k: v for k, v in locals().items() if k != "self"})
+        self.skip_batches = 0
+
+    def start_at(self, batches_done: int) -> None:
+        self.skip_batches = batches_done
+
+    def _worker(self):
+        import torch
+
+        info = torch.utils.data.get_worker_info()
+        return (info.id, info.num_workers) if info else (0, 1)
+
+    def _documents(self, part: int, parts: int):
+        from .corpus import documents
+
+        every = self.holdout_every
+        for i, doc in enumerate(documents(self.source, part, parts)):
+            held_out = bool(every) and i % every == 0
+            if held_out == (self.split == "validation"):
+                yield doc
+
+    def __iter__(self):
+        from .tokenization import from_json_string
+
+        worker, workers = self._worker()
+        # The DataLoader takes batches from its workers in turn, starting with worker 0; after `skip_batches`,
+        # worker 0 must make the batch that worker (skip_batches % workers) would have made next, so roles rotate.
+        role = (worker + self.skip_batches) % workers
+        part, parts = self.rank * workers + role, self.world_size * workers
+        skip = len(range(role, self.skip_batches, workers)) * self.batch_size
+        tokenizer = from_json_string(self.tokenizer_json)
+        vocab = tokenizer.get_vocab()
+        builder = _InstanceBuilder(self.max_seq_length, self.short_seq_prob, self.dupe_factor, self.nsp, self.seed,
+                                   vocab["[CLS]"], vocab["[SEP]"])
+        to_ids = _SentenceTokenizer(tokenizer)
+        count, epoch = 0, 0
+        while True:
+            produced = False
+            shard: list = []
+            docs = self._documents(part, parts)
+            for shard_index in itertools.count():
+                shard = list(itertools.islice(docs, self.docs_per_shard))
+                if not shard:
+                    break
+                ids = to_ids({"sentences": shard})["sentence_ids"]
+                made = builder({"sentence_ids": ids}, [shard_index * parts + part])
+                order = np.random.default_rng([self.seed, epoch, part, shard_index]).permutation(
+                    len(made["input_ids"]))
+                for j in order:
+                    produced = True
+                    count += 1
+                    if skip:
+                        skip -= 1
+                        continue
+                    # a unique index per sample seeds its mask, as the cached path's row index does
+                    yield {"input_ids": made["input_ids"][j], "next_sentence_label": made["next_sentence_label"][j],
+                           "index": (count - 1) * parts + part, "epoch": epoch}
+            if self.split == "validation":
+                return
+            if not produced:
+                raise CorpusError(f"the corpus {_describe(self.source)} gave no instances for part {part} of "
+                                  f"{parts} (ranks x loader workers): add text or use fewer workers")
+            epoch += 1
+
+
 def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length: int = 128,
                               short_seq_prob: float = 0.1, dupe_factor: int = 1, nsp: bool = True,
                               val_fraction: float = 0.0, seed: int = 12345, num_proc: int = 1,
@@ -219,11 +299,22 @@ class MaskingCollator:
     Each example's mask comes from its own generator seeded by (seed, epoch, index), so masks are new every epoch
     (dynamic), identical for any number of workers and after a resume, and fixed forever with `dynamic=False`.
     Outputs `mlm_positions`/`mlm_labels` of shape (B, P): P = `max_predictions_per_seq` when `static_shapes`
-    (TPU), else the most predictions in the batch."""
+    (TPU), else the most predictions in the batch.
+
+    `packing`: the batch's sequences are packed, first-fit by decreasing length, into as few rows of
+    `max_seq_length` as they fit (at most `max_sequences_per_pack` each), with `sequence_ids`, `position_ids` and
+    `nsp_positions` for the model. Masks are the same as unpacked, so is the loss; fewer rows, less padding."""
 
     def __init__(self, vocab: Dict[str, int], masked_lm_prob: float = 0.15, max_predictions_per_seq: int = 20,
                  whole_word_masking: bool = False, dynamic: bool = True, seed: int = 0,
-                 max_seq_length: Optional[int] = None, static_shapes: bool = False, pad_to_multiple_of: int = 8):
+                 max_seq_length: Optional[int] = None, static_shapes: bool = False, pad_to_multiple_of: int = 8,
+                 packing: bool = False, max_sequences_per_pack: int = 3):
+        if packing and (static_shapes or not max_seq_length):
+            raise UserConfigError("data.packing=true packs into a varying number of rows of max_seq_length: it needs "
+                                  "dynamic shapes (not accelerator=tpu / data.static_shapes=true)")
+        if packing and max_sequences_per_pack < 1:
+            raise UserConfigError("data.max_sequences_per_pack must be at least 1")
+        self.packing, self.max_sequences_per_pack = packing, max_sequences_per_pack
         self.vocab_size = len(vocab)
         self.pad_id, self.cls_id, self.sep_id, self.mask_id = (vocab[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]"))
         self.special = np.zeros(self.vocab_size, dtype=bool)
@@ -287,17 +378,15 @@ class MaskingCollator:
         token_type_ids = np.zeros((b, width), dtype=np.int64)
         attention_mask = np.zeros((b, width), dtype=np.int64)
         masked = []
+        if self.packing:
+            return self._packed(seqs, examples)
         for i, (ids, ex) in enumerate(zip(seqs, examples)):
-            epoch = ex.get("epoch", 0) if self.dynamic else 0
-            rng = np.random.default_rng([self.seed, epoch, ex.get("index", i)])
-            ids_m, pos, lab = self.mask_one(ids, rng)
+            ids_m, pos, lab = self.mask_one(ids, self._rng(ex, i))
             masked.append((pos, lab))
             n = len(ids)
             input_ids[i, :n] = ids_m
             attention_mask[i, :n] = 1
-            seps = np.flatnonzero(ids == self.sep_id)
-            if len(seps) > 1:
-                token_type_ids[i, seps[0] + 1:n] = 1
+            token_type_ids[i, :n] = self._segments(ids)
         p = self.max_predictions_per_seq if self.static_shapes else max(1, max(len(pos) for pos, _ in masked))
         mlm_positions = np.zeros((b, p), dtype=np.int64)
         mlm_labels = np.full((b, p), IGNORE_INDEX, dtype=np.int64)
@@ -310,4 +399,69 @@ class MaskingCollator:
         }
         if "next_sentence_label" in examples[0]:
             batch["next_sentence_label"] = np.asarray([int(e["next_sentence_label"]) for e in examples])
+        return {k: torch.from_numpy(np.ascontiguousarray(v)).long() for k, v in batch.items()}
+
+    def _rng(self, example: dict, i: int) -> np.random.Generator:
+        epoch = example.get("epoch", 0) if self.dynamic else 0
+        return np.random.default_rng([self.seed, epoch, example.get("index", i)])
+
+    def _segments(self, ids: np.ndarray) -> np.ndarray:
+        """token_type_ids: 0 up to and including the first [SEP], 1 after it."""
+        types = np.zeros(len(ids), dtype=np.int64)
+        seps = np.flatnonzero(ids == self.sep_id)
+        if len(seps) > 1:
+            types[seps[0] + 1:] = 1
+        return types
+
+    def _packed(self, seqs: List[np.ndarray], examples: List[dict]) -> dict:
+        import torch
+
+        rows: List[List[int]] = []  # first-fit decreasing; ties in input order, so packing is deterministic
+        room: List[int] = []
+        for i in sorted(range(len(seqs)), key=lambda i: -len(seqs[i])):
+            r = next((r for r in range(len(rows)) if room[r] >= len(seqs[i])
+                      and len(rows[r]) < self.max_sequences_per_pack), None)
+            if r is None:
+                rows.append([])
+                room.append(self.max_seq_length)
+                r = len(rows) - 1
+            rows[r].append(i)
+            room[r] -= len(seqs[i])
+        b, k = len(rows), max(len(r) for r in rows)
+        used = max(self.max_seq_length - free for free in room)
+        m = self.pad_to_multiple_of or 1
+        width = min(-(-used // m) * m, self.max_seq_length)
+        fields = {name: np.zeros((b, width), dtype=np.int64) for name in
+                  ("input_ids", "token_type_ids", "sequence_ids", "position_ids")}
+        fields["input_ids"][:] = self.pad_id
+        nsp_positions = np.zeros((b, k), dtype=np.int64)
+        nsp_labels = np.full((b, k), IGNORE_INDEX, dtype=np.int64)
+        masked = [[] for _ in range(b)]
+        has_nsp = "next_sentence_label" in examples[0]
+        for r, members in enumerate(rows):
+            start = 0
+            for j, i in enumerate(sorted(members)):
+                ids, n = seqs[i], len(seqs[i])
+                ids_m, pos, lab = self.mask_one(ids, self._rng(examples[i], i))
+                span = slice(start, start + n)
+                fields["input_ids"][r, span] = ids_m
+                fields["token_type_ids"][r, span] = self._segments(ids)
+                fields["sequence_ids"][r, span] = j + 1
+                fields["position_ids"][r, span] = np.arange(n)
+                masked[r].append((pos + start, lab))
+                nsp_positions[r, j] = start
+                if has_nsp:
+                    nsp_labels[r, j] = int(examples[i]["next_sentence_label"])
+                start += n
+        masked = [(np.concatenate([p for p, _ in parts]), np.concatenate([lab for _, lab in parts]))
+                  for parts in masked]
+        p = max(1, max(len(pos) for pos, _ in masked))
+        mlm_positions = np.zeros((b, p), dtype=np.int64)
+        mlm_labels = np.full((b, p), IGNORE_INDEX, dtype=np.int64)
+        for r, (pos, lab) in enumerate(masked):
+            mlm_positions[r, :len(pos)] = pos
+            mlm_labels[r, :len(lab)] = lab
+        batch = {**fields, "mlm_positions": mlm_positions, "mlm_labels": mlm_labels, "nsp_positions": nsp_positions}
+        if has_nsp:
+            batch["next_sentence_label"] = nsp_labels
         return {k: torch.from_numpy(np.ascontiguousarray(v)).long() for k, v in batch.items()}

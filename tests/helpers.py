@@ -30,3 +30,19 @@ class SlowSteps(Callback):
 
     def on_train_batch_end(self, *args, **kwargs):
         time.sleep(self.seconds)
+
+
+class RecordRankSamples(Callback):
+    """Write, per rank, the sample indices this rank's sampler yields first, to `<output_dir>/samples_rank<R>.json`."""
+
+    def __init__(self, output_dir: str, count: int = 64):
+        self.output_dir, self.count = output_dir, count
+
+    def on_train_start(self, trainer, pl_module):
+        import itertools
+        import json
+
+        sampler = trainer.train_dataloader.sampler
+        indices = [i for i, _ in itertools.islice(iter(sampler), self.count)]
+        record = {"rank": trainer.global_rank, "world_size": trainer.world_size, "indices": indices}
+        Path(self.output_dir, f"samples_rank{trainer.global_rank}.json").write_text(json.dumps(record))

@@ -223,3 +223,132 @@ def test_a_10mb_line_and_empty_documents_are_handled(tmp_path, minilm_tokenizer)
     ds = build_pretraining_dataset({"format": "google", "paths": [str(corpus)]}, minilm_tokenizer, tmp_path / "c",
                                    max_seq_length=64)
     assert len(ds["train"]) > 0 and max(len(r) for r in ds["train"]["input_ids"]) <= 64
+
+
+def _instances(collator_vocab, n=12, seed=0):
+    """Pretraining instances of mixed lengths, as the dataset holds them ([CLS] A [SEP] B [SEP])."""
+    rng = random.Random(seed)
+    cls, sep = collator_vocab["[CLS]"], collator_vocab["[SEP]"]
+    out = []
+    for i in range(n):
+        a = [rng.randint(2000, 20000) for _ in range(rng.randint(2, 20))]
+        b = [rng.randint(2000, 20000) for _ in range(rng.randint(1, 30 if i % 3 else 6))]
+        out.append({"input_ids": [cls, *a, sep, *b, sep], "next_sentence_label": rng.randint(0, 1),
+                    "index": i, "epoch": 1})
+    return out
+
+
+def test_packing_puts_sequences_side_by_side_with_the_same_masks(collator_vocab):
+    examples = _instances(collator_vocab)
+    plain = MaskingCollator(collator_vocab, seed=3, max_seq_length=64)(examples)
+    packed = MaskingCollator(collator_vocab, seed=3, max_seq_length=64, packing=True, max_sequences_per_pack=3)(
+        examples)
+    rows = packed["input_ids"].shape[0]
+    assert rows < len(examples) and packed["input_ids"].shape[1] <= 64
+    assert int((packed["sequence_ids"] > 0).sum()) == int(plain["attention_mask"].sum())  # every token, once
+    assert int(packed["sequence_ids"].amax(1).sum()) == len(examples) and packed["sequence_ids"].amax() <= 3
+    # every sequence appears whole: same masked ids, segments and NSP label, positions restarting at 0
+    found = 0
+    for r in range(rows):
+        for j in range(1, int(packed["sequence_ids"][r].max()) + 1):
+            span = (packed["sequence_ids"][r] == j).nonzero().squeeze(1)
+            start = int(span[0])
+            assert span.tolist() == list(range(start, start + len(span)))
+            assert packed["position_ids"][r, span].tolist() == list(range(len(span)))
+            assert int(packed["nsp_positions"][r, j - 1]) == start
+            i = next(i for i, e in enumerate(examples) if len(e["input_ids"]) == len(span) and
+                     (plain["input_ids"][i, :len(span)] == packed["input_ids"][r, span]).all())
+            assert (plain["token_type_ids"][i, :len(span)] == packed["token_type_ids"][r, span]).all()
+            assert int(packed["next_sentence_label"][r, j - 1]) == examples[i]["next_sentence_label"]
+            found += 1
+    assert found == len(examples)
+    assert sorted(packed["mlm_labels"][packed["mlm_labels"] != -100].tolist()) == \
+        sorted(plain["mlm_labels"][plain["mlm_labels"] != -100].tolist())
+    with pytest.raises(Exception, match="dynamic shapes"):
+        MaskingCollator(collator_vocab, max_seq_length=64, packing=True, static_shapes=True)
+
+
+def test_packed_loss_and_gradients_equal_unpacked(collator_vocab):
+    import torch
+
+    from bert_pl.modeling import BertConfig, BertForPreTraining
+
+    examples = _instances(collator_vocab, n=10, seed=1)
+    plain = MaskingCollator(collator_vocab, seed=0, max_seq_length=64)(examples)
+    packed = MaskingCollator(collator_vocab, seed=0, max_seq_length=64, packing=True)(examples)
+    assert packed["input_ids"].shape[0] < plain["input_ids"].shape[0]
+    for unpad in (False, True):
+        torch.manual_seed(0)
+        model = BertForPreTraining(BertConfig(vocab_size=len(collator_vocab), hidden_size=64, num_hidden_layers=2,
+                                              num_attention_heads=4, intermediate_size=128,
+                                              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                              unpad=unpad))
+        results = []
+        for batch in (plain, packed):
+            model.zero_grad()
+            out = model(**batch)
+            out["loss"].backward()
+            results.append((out["mlm_loss"].item(), out["nsp_loss"].item(),
+                            [p.grad.clone() for p in model.parameters()]))
+        (mlm_a, nsp_a, grads_a), (mlm_b, nsp_b, grads_b) = results
+        assert mlm_a == pytest.approx(mlm_b, abs=1e-5) and nsp_a == pytest.approx(nsp_b, abs=1e-5)
+        for a, b in zip(grads_a, grads_b):
+            assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
+def _corpus(tmp_path, n_docs=30):
+    rng = random.Random(0)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "kappa", "lambda", "sigma"]
+    docs = ["\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(4, 12))) + f" doc{d}."
+                      for _ in range(rng.randint(3, 8))) for d in range(n_docs)]
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n\n".join(docs) + "\n")
+    return {"format": "google", "paths": str(path)}
+
+
+def test_document_parts_are_disjoint_and_complete(tmp_path):
+    import datasets
+
+    from bert_pl.corpus import documents
+
+    source = _corpus(tmp_path)
+    whole = [tuple(d) for d in documents(source)]
+    parts = [[tuple(d) for d in documents(source, p, 3)] for p in range(3)]
+    assert sorted(sum(parts, [])) == sorted(whole) and all(parts)
+    # a `datasets` copy saved to disk (the hub reader's offline form) splits with datasets' own split_dataset_by_node
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_dict({"text": [" ".join(d) for d in whole]}).save_to_disk(str(saved))
+    hub = {"format": "hub", "name": str(saved)}
+    hub_parts = [[tuple(d) for d in documents(hub, p, 2)] for p in range(2)]
+    assert sorted(sum(hub_parts, [])) == sorted(tuple(d) for d in documents(hub)) and all(hub_parts)
+    assert not set(hub_parts[0]) & set(hub_parts[1])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streaming_instances_resume_at_the_exact_batch(tmp_path, minilm_tokenizer, collator_vocab, workers):
+    from torch.utils.data import DataLoader
+
+    from bert_pl.pretraining_data import StreamingInstances
+
+    def batches(start, n, rank=0):
+        data = StreamingInstances(_corpus(tmp_path), minilm_tokenizer.to_str(), "train", 64, 0.1, 1, True, 5,
+                                  docs_per_shard=6, rank=rank, world_size=2, batch_size=4)
+        data.start_at(start)
+        loader = DataLoader(data, batch_size=4, num_workers=workers,
+                            collate_fn=MaskingCollator(collator_vocab, seed=5, max_seq_length=64))
+        out = []
+        for batch in loader:
+            out.append(batch)
+            if len(out) == n:
+                return out
+
+    full, resumed = batches(0, 12), batches(5, 7)
+    for a, b in zip(full[5:], resumed):
+        assert all(torch_equal(a[k], b[k]) for k in a)
+    other_rank = batches(0, 12, rank=1)
+    assert not any(torch_equal(a["input_ids"], b["input_ids"]) for a in full for b in other_rank
+                   if a["input_ids"].shape == b["input_ids"].shape)
+
+
+def torch_equal(a, b):
+    return a.shape == b.shape and bool((a == b).all())

@@ -146,3 +146,38 @@ def test_secrets_never_reach_the_run_folder(tmp_path):
     for f in out.rglob("*"):
         if f.is_file():
             assert secret.encode() not in f.read_bytes(), f
+
+
+def test_ddp_two_cpu_processes_train_on_disjoint_data_into_one_folder(tmp_path):
+    res, out = train(tmp_path, "ddp", "trainer.devices=2", "accelerator=cpu", "strategy=ddp", "trainer.max_steps=3",
+                     "callbacks.model_checkpoint.every_n_train_steps=3",
+                     "+callbacks.samples._target_=tests.helpers.RecordRankSamples",
+                     f"+callbacks.samples.output_dir={tmp_path}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"samples_rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["rank"] for r in ranks] == [0, 1] and all(r["world_size"] == 2 for r in ranks)
+    # one epoch split between the ranks: every sample once, plus the wrap-around padding that evens them up
+    a, b = ranks[0]["indices"], ranks[1]["indices"]
+    n = len(set(a) | set(b))
+    assert len(a) == len(b) < 64 and set(a) | set(b) == set(range(n))
+    assert len(set(a) & set(b)) == (-n) % 2 == len(a) + len(b) - n
+    assert torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    # one run folder for both processes (rank 1 must not open its own Hydra output folder)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["cache", "ddp"]
+
+
+def test_streaming_run_resumes_at_the_exact_sample(tmp_path):
+    """data.streaming=true: no cache, instances made on the fly; resuming from a mid-run checkpoint gives the
+    uninterrupted run's loss at every later step."""
+    steps = ["data.streaming=true", "data.docs_per_shard=8", "trainer.max_steps=10",
+             "callbacks.model_checkpoint.every_n_train_steps=4", "callbacks.model_checkpoint.save_top_k=-1"]
+    res, full = train(tmp_path, "full", *steps)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not list((tmp_path / "cache").glob("pretrain-*"))  # nothing cached
+    mid = full / "checkpoints" / "step0000004.ckpt"
+    res, resumed = train(tmp_path, "resumed", *steps, f"ckpt_path={mid}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    ref, after = losses(full), losses(resumed)
+    assert sorted(after) == list(range(4, 10))
+    for step in after:
+        assert after[step] == pytest.approx(ref[step], rel=1e-5, abs=1e-6), step
