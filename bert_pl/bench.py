@@ -221,6 +221,55 @@ def peak_memory_mb(args, fn, which: str, device) -> float:
         return pool.apply(_cpu_step_memory, (args, which))
 
 
+def largest_batch(args, device, which: str, budget_mb: float) -> dict:
+    """The largest training batch of one implementation that fits `budget_mb` (weights included).
+    CUDA: real out-of-memory search (doubling, then bisection). CPU, where running out of memory would take the
+    machine down: the step's peak memory measured at two batch sizes in fresh processes, and the linear fit
+    (fixed + per-sample) solved for the budget; the result says which."""
+    import copy
+
+    if device.type == "cuda":
+        cfg, ours, hf = build(args, device)
+        model = ours if which == "ours" else hf
+
+        def fits(b):
+            a = copy.copy(args)
+            a.batch_size = b
+            try:
+                fn = step_fns(a, ours, hf, bench_inputs(a, cfg), device)[0 if which == "ours" else 1]
+                fn()
+                fn()
+                sync(device)
+                return True
+            except torch.OutOfMemoryError:
+                return False
+            finally:
+                for p in model.parameters():
+                    p.grad = None
+                torch.cuda.empty_cache()
+
+        lo, hi = 0, 1
+        while fits(hi):
+            lo, hi = hi, hi * 2
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+        return {"max_batch": lo, "method": "cuda out-of-memory search"}
+    cfg, ours, _ = build(args, device)
+    weights_mb = sum(p.numel() for p in ours.parameters()) * 4 / 2 ** 20
+    sizes = (2, 6)
+    peaks = []
+    for b in sizes:
+        a = copy.copy(args)
+        a.batch_size = b
+        peaks.append(peak_memory_mb(a, None, which, device))
+    per_sample = (peaks[1] - peaks[0]) / (sizes[1] - sizes[0])
+    fixed = peaks[0] - per_sample * sizes[0]
+    return {"max_batch": int((budget_mb - weights_mb - fixed) // per_sample), "per_sample_mb": round(per_sample, 1),
+            "fixed_mb": round(fixed + weights_mb, 1),
+            "method": f"linear fit of measured step peaks at batch {sizes[0]} and {sizes[1]}"}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bert_pl.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,6 +288,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--packing", action="store_true", help="pretrain: pack the batch's sequences into fewer rows "
                                                            "(data.packing=true); transformers gets them padded")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--max-batch", action="store_true", help="instead of timing: the largest training batch of each "
+                                                             "implementation within --memory-budget-gb")
+    ap.add_argument("--memory-budget-gb", type=float, default=None, help="default: the GPU's memory; on CPU 16")
     ap.add_argument("--out", default="bench_results.jsonl")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
@@ -246,6 +298,8 @@ def main(argv=None) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True
     steps = args.steps or (20 if device.type == "cuda" else 5)
     args.max_pred = args.max_predictions or (20 if args.seq_len <= 128 else round(args.seq_len * 0.15 + 0.5))
+    if args.max_batch:
+        return max_batch_main(args, device)
     cfg, ours, hf = build(args, device)
     x = bench_inputs(args, cfg)
     run_ours, run_hf = step_fns(args, ours, hf, x, device)
@@ -280,6 +334,24 @@ def main(argv=None) -> dict:
     print(f"{'HF':10}{record['hf_tokens_per_s']:>12}{record['hf_step_s']:>10}{record['hf_peak_mem_mb']!s:>10}")
     print(f"ratio {record['ratio']}x   MFU {record['mfu']:.1%} (HF {record['hf_mfu']:.1%}) of {peak:.1f} TFLOP/s "
           f"[{peak_src}]")
+    with open(args.out, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(json.dumps(record))
+    return record
+
+
+def max_batch_main(args, device) -> dict:
+    if args.task == "inference":
+        raise SystemExit("--max-batch measures training steps: use --task pretrain or finetune")
+    if args.memory_budget_gb is None:
+        args.memory_budget_gb = torch.cuda.get_device_properties(0).total_memory / 2 ** 30 \
+            if device.type == "cuda" else 16.0
+    budget = args.memory_budget_gb * 1024
+    ours, hf = (largest_batch(args, device, which, budget) for which in ("ours", "hf"))
+    record = {"model": args.model, "task": args.task, "seq_len": args.seq_len, "precision": args.precision,
+              "device": args.device, "memory_budget_gb": args.memory_budget_gb, "ours": ours, "hf": hf,
+              "ours_max_batch": ours["max_batch"], "hf_max_batch": hf["max_batch"],
+              "torch": torch.__version__, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     with open(args.out, "a") as f:
         f.write(json.dumps(record) + "\n")
     print(json.dumps(record))
