@@ -41,14 +41,12 @@ def main(cfg: DictConfig):
     runner.pin_ddp_children(cfg.paths.output_dir)
     trainer = runner.build_trainer(cfg)
     start = time.time()
-    try:
+    with runner.distributed_job():
         trainer.fit(module, datamodule=datamodule)
         if not trainer.is_global_zero:
             return None
         results = finish(trainer, module, datamodule, cfg, Path(cfg.paths.output_dir), time.time() - start,
                          HydraConfig.get().overrides.task)
-    finally:
-        runner.end_distributed()
     print(f"best dev {results['best']['metric']}: {results['best']['value']} (epoch {results['best']['epoch']}); "
           f"results: {cfg.paths.output_dir}/results.json")
     return results["best"]["value"]

@@ -36,10 +36,8 @@ def main(cfg: DictConfig):
     trainer = runner.build_trainer(cfg)
     if trainer.is_global_zero:
         tokenization.save(tokenizer, f"{cfg.paths.output_dir}/tokenizer")
-    try:
+    with runner.distributed_job():
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    finally:
-        runner.end_distributed()
 
     ckpt_cb = trainer.checkpoint_callback
     if trainer.is_global_zero and ckpt_cb is not None:

@@ -1,6 +1,7 @@
 """What the entry points share: resolvers, instantiating callbacks/loggers/trainer, and one-line user errors."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -111,9 +112,24 @@ def pin_ddp_children(output_dir: str) -> None:
     OmegaConf.set_readonly(hc, True)
 
 
-def end_distributed() -> None:
-    """Tear down this job's process group, so the next job of a multirun (same process) starts a fresh one."""
+LAUNCHER_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@contextlib.contextmanager
+def distributed_job():
+    """One job's distributed run. Afterwards: tear down its process group, and restore the variables Lightning's
+    launcher set in this process (LOCAL_RANK, WORLD_SIZE, ...): left behind, they would tell the next job of a
+    multirun that its processes are started externally, and it would wait forever for ranks nobody starts."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    saved = {k: os.environ.get(k) for k in LAUNCHER_ENV}
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -181,3 +181,17 @@ def test_streaming_run_resumes_at_the_exact_sample(tmp_path):
     assert sorted(after) == list(range(4, 10))
     for step in after:
         assert after[step] == pytest.approx(ref[step], rel=1e-5, abs=1e-6), step
+
+
+def test_multirun_of_ddp_jobs_runs_every_job(tmp_path):
+    """Hydra's in-process launcher runs the sweep's jobs one after another in one process; each DDP job must start
+    its own second rank (Lightning's launcher leaves LOCAL_RANK & co. behind, which bert-pl restores)."""
+    shared("corpus", "sample_text.txt")
+    res = run_cli(["train.py", "-m", *FAST, "trainer.devices=2", "accelerator=cpu", "strategy=ddp",
+                   "trainer.max_steps=2", "callbacks.model_checkpoint.every_n_train_steps=2", "seed=1,2",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", f"paths.cache_dir={tmp_path / 'cache'}"], timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for job in ("0", "1"):
+        ckpt = tmp_path / "sweep" / job / "checkpoints" / "last.ckpt"
+        assert torch.load(ckpt, weights_only=True)["global_step"] == 2
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
