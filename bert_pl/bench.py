@@ -216,9 +216,15 @@ def peak_memory_mb(args, fn, which: str, device) -> float:
         sync(device)
         return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
-    with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_cpu_step_memory, (args, which))
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        try:
+            return pool.submit(_cpu_step_memory, args, which).result()
+        except BrokenProcessPool:  # the kernel's out-of-memory killer ended the measuring process
+            raise SystemExit(f"measuring {which} at batch {args.batch_size} was killed (out of memory?); "
+                             f"use a smaller --batch-size or --seq-len") from None
 
 
 def largest_batch(args, device, which: str, budget_mb: float) -> dict:
@@ -257,12 +263,15 @@ def largest_batch(args, device, which: str, budget_mb: float) -> dict:
         return {"max_batch": lo, "method": "cuda out-of-memory search"}
     cfg, ours, _ = build(args, device)
     weights_mb = sum(p.numel() for p in ours.parameters()) * 4 / 2 ** 20
-    sizes = (2, 6)
-    peaks = []
-    for b in sizes:
+    def peak(b):
         a = copy.copy(args)
         a.batch_size = b
-        peaks.append(peak_memory_mb(a, None, which, device))
+        return peak_memory_mb(a, None, which, device)
+
+    # second point: batch 6, or less where 6 would not fit in half the budget (a measurement must not exhaust RAM)
+    first = peak(1)
+    sizes = (1, max(2, min(6, int((budget_mb / 2 - weights_mb) // max(first, 1.0)))))
+    peaks = [first, peak(sizes[1])]
     per_sample = (peaks[1] - peaks[0]) / (sizes[1] - sizes[0])
     fixed = peaks[0] - per_sample * sizes[0]
     return {"max_batch": int((budget_mb - weights_mb - fixed) // per_sample), "per_sample_mb": round(per_sample, 1),
