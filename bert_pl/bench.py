@@ -268,9 +268,12 @@ def largest_batch(args, device, which: str, budget_mb: float) -> dict:
         a.batch_size = b
         return peak_memory_mb(a, None, which, device)
 
-    # second point: batch 6, or less where 6 would not fit in half the budget (a measurement must not exhaust RAM)
+    # Second point: as large as fits in half the budget (a measurement must not exhaust RAM; a wider spread gives a
+    # steadier slope), up to 16. Batch 1's step peak less gradients + AdamW's two moments (3x the weights) is roughly
+    # one sample's activations.
     first = peak(1)
-    sizes = (1, max(2, min(6, int((budget_mb / 2 - weights_mb) // max(first, 1.0)))))
+    per_sample_guess = max(first - 3 * weights_mb, 1.0)
+    sizes = (1, max(2, min(16, int((budget_mb / 2 - 4 * weights_mb) // per_sample_guess))))
     peaks = [first, peak(sizes[1])]
     per_sample = (peaks[1] - peaks[0]) / (sizes[1] - sizes[0])
     fixed = peaks[0] - per_sample * sizes[0]
