@@ -53,12 +53,13 @@ def packed_batch(x: dict, seq: int, vocab: int) -> dict:
     """The same sequences as `x`, packed into fewer rows by the training collator (`data.packing=true`)."""
     from .pretraining_data import MaskingCollator
 
-    names = {"[PAD]": 0, "[UNK]": 100, "[CLS]": 101, "[SEP]": 102, "[MASK]": 103}
+    cls, sep = 101, 102
+    names = {"[PAD]": 0, "[UNK]": 100, "[CLS]": cls, "[SEP]": sep, "[MASK]": 103}
     vocab_map = {**{f"w{i}": i for i in range(vocab)}, **names}
     examples = []
     for i in range(x["ids"].shape[0]):
         n = int(x["mask"][i].sum())
-        ids = [101, *x["ids"][i, 1:n // 2 - 1].tolist(), 102, *x["ids"][i, n // 2:n - 1].tolist(), 102]
+        ids = [cls, *x["ids"][i, 1:n // 2 - 1].tolist(), sep, *x["ids"][i, n // 2:n - 1].tolist(), sep]
         examples.append({"input_ids": ids, "next_sentence_label": int(x["nsp"][i]), "index": i})
     return MaskingCollator(vocab_map, max_seq_length=seq, packing=True)(examples)
 
@@ -70,12 +71,16 @@ def bench_inputs(args, cfg) -> dict:
     return x
 
 
+def bench_config(args) -> BertConfig:
+    h, layers, heads, inter = PRESETS[args.model]
+    return BertConfig(hidden_size=h, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=inter,
+                      unpad=not args.no_unpad)
+
+
 def build(args, device):
     import transformers
 
-    h, layers, heads, inter = PRESETS[args.model]
-    cfg = BertConfig(hidden_size=h, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=inter,
-                     unpad=not args.no_unpad)
+    cfg = bench_config(args)
     hf_cfg = transformers.BertConfig(**{k: v for k, v in cfg.to_dict().items() if k != "unpad"},
                                      attn_implementation="sdpa")
     torch.manual_seed(0)
@@ -261,8 +266,9 @@ def largest_batch(args, device, which: str, budget_mb: float) -> dict:
             mid = (lo + hi) // 2
             lo, hi = (mid, hi) if fits(mid) else (lo, mid)
         return {"max_batch": lo, "method": "cuda out-of-memory search"}
-    cfg, ours, _ = build(args, device)
-    weights_mb = sum(p.numel() for p in ours.parameters()) * 4 / 2 ** 20
+    with torch.device("meta"):  # a parameter count, without allocating two models here beside the measurements
+        weights_mb = sum(p.numel() for p in BertForPreTraining(bench_config(args)).parameters()) * 4 / 2 ** 20
+
     def peak(b):
         a = copy.copy(args)
         a.batch_size = b

@@ -193,7 +193,6 @@ class StreamingInstances(IterableDataset):
         count, epoch = 0, 0
         while True:
             produced = False
-            shard: list = []
             docs = self._documents(part, parts)
             for shard_index in itertools.count():
                 shard = list(itertools.islice(docs, self.docs_per_shard))
@@ -362,24 +361,18 @@ class MaskingCollator:
         return masked, positions, labels
 
     def __call__(self, examples: List[dict]) -> dict:
-        import torch
-
         seqs = [np.asarray(e["input_ids"], dtype=np.int64) for e in examples]
         longest = max(len(s) for s in seqs)
-        if self.static_shapes and self.max_seq_length:
-            width = self.max_seq_length
-        else:
-            m = self.pad_to_multiple_of or 1
-            width = -(-longest // m) * m
         if self.max_seq_length and longest > self.max_seq_length:
             raise ValueError(f"an example has {longest} tokens, more than max_seq_length={self.max_seq_length}")
+        if self.packing:
+            return self._packed(seqs, examples)
+        width = self.max_seq_length if self.static_shapes and self.max_seq_length else self._padded_width(longest)
         b = len(seqs)
         input_ids = np.full((b, width), self.pad_id, dtype=np.int64)
         token_type_ids = np.zeros((b, width), dtype=np.int64)
         attention_mask = np.zeros((b, width), dtype=np.int64)
         masked = []
-        if self.packing:
-            return self._packed(seqs, examples)
         for i, (ids, ex) in enumerate(zip(seqs, examples)):
             ids_m, pos, lab = self.mask_one(ids, self._rng(ex, i))
             masked.append((pos, lab))
@@ -387,18 +380,27 @@ class MaskingCollator:
             input_ids[i, :n] = ids_m
             attention_mask[i, :n] = 1
             token_type_ids[i, :n] = self._segments(ids)
+        batch = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+        if "next_sentence_label" in examples[0]:
+            batch["next_sentence_label"] = np.asarray([int(e["next_sentence_label"]) for e in examples])
+        return self._with_predictions(batch, masked)
+
+    def _padded_width(self, longest: int) -> int:
+        """Dynamic padding: the longest row, rounded up to `pad_to_multiple_of`."""
+        m = self.pad_to_multiple_of or 1
+        return -(-longest // m) * m
+
+    def _with_predictions(self, batch: dict, masked: List[tuple]) -> dict:
+        """Add `mlm_positions`/`mlm_labels` (B, P) from each row's (positions, labels), as tensors."""
+        import torch
+
         p = self.max_predictions_per_seq if self.static_shapes else max(1, max(len(pos) for pos, _ in masked))
-        mlm_positions = np.zeros((b, p), dtype=np.int64)
-        mlm_labels = np.full((b, p), IGNORE_INDEX, dtype=np.int64)
+        mlm_positions = np.zeros((len(masked), p), dtype=np.int64)
+        mlm_labels = np.full((len(masked), p), IGNORE_INDEX, dtype=np.int64)
         for i, (pos, lab) in enumerate(masked):
             mlm_positions[i, :len(pos)] = pos
             mlm_labels[i, :len(lab)] = lab
-        batch = {
-            "input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
-            "mlm_positions": mlm_positions, "mlm_labels": mlm_labels,
-        }
-        if "next_sentence_label" in examples[0]:
-            batch["next_sentence_label"] = np.asarray([int(e["next_sentence_label"]) for e in examples])
+        batch = {**batch, "mlm_positions": mlm_positions, "mlm_labels": mlm_labels}
         return {k: torch.from_numpy(np.ascontiguousarray(v)).long() for k, v in batch.items()}
 
     def _rng(self, example: dict, i: int) -> np.random.Generator:
@@ -414,8 +416,6 @@ class MaskingCollator:
         return types
 
     def _packed(self, seqs: List[np.ndarray], examples: List[dict]) -> dict:
-        import torch
-
         rows: List[List[int]] = []  # first-fit decreasing; ties in input order, so packing is deterministic
         room: List[int] = []
         for i in sorted(range(len(seqs)), key=lambda i: -len(seqs[i])):
@@ -428,9 +428,7 @@ class MaskingCollator:
             rows[r].append(i)
             room[r] -= len(seqs[i])
         b, k = len(rows), max(len(r) for r in rows)
-        used = max(self.max_seq_length - free for free in room)
-        m = self.pad_to_multiple_of or 1
-        width = min(-(-used // m) * m, self.max_seq_length)
+        width = min(self._padded_width(max(self.max_seq_length - free for free in room)), self.max_seq_length)
         fields = {name: np.zeros((b, width), dtype=np.int64) for name in
                   ("input_ids", "token_type_ids", "sequence_ids", "position_ids")}
         fields["input_ids"][:] = self.pad_id
@@ -455,13 +453,7 @@ class MaskingCollator:
                 start += n
         masked = [(np.concatenate([p for p, _ in parts]), np.concatenate([lab for _, lab in parts]))
                   for parts in masked]
-        p = max(1, max(len(pos) for pos, _ in masked))
-        mlm_positions = np.zeros((b, p), dtype=np.int64)
-        mlm_labels = np.full((b, p), IGNORE_INDEX, dtype=np.int64)
-        for r, (pos, lab) in enumerate(masked):
-            mlm_positions[r, :len(pos)] = pos
-            mlm_labels[r, :len(lab)] = lab
-        batch = {**fields, "mlm_positions": mlm_positions, "mlm_labels": mlm_labels, "nsp_positions": nsp_positions}
+        batch = {**fields, "nsp_positions": nsp_positions}
         if has_nsp:
             batch["next_sentence_label"] = nsp_labels
-        return {k: torch.from_numpy(np.ascontiguousarray(v)).long() for k, v in batch.items()}
+        return self._with_predictions(batch, masked)
