@@ -30,6 +30,7 @@ def entry_point(fn):
 
     @functools.wraps(fn)
     def wrapper(cfg: DictConfig):
+        one_console_log()
         try:
             return fn(cfg)
         except (*user, InstantiationException) as e:
@@ -47,6 +48,27 @@ def entry_point(fn):
     return wrapper
 
 
+class _NoAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("\N{ELECTRIC LIGHT BULB} Tip")
+
+
+def one_console_log() -> None:
+    """The `lightning` package prints through its own console handler and then propagates to Hydra's (console + the
+    job's log file), so each of its messages appeared twice: keep Hydra's only, and drop Lightning's product tips."""
+    if not logging.getLogger().handlers:  # not under Hydra: Lightning's handler is the only one
+        return
+    import lightning  # noqa: F401  (its handler is added on import)
+
+    lightning_log = logging.getLogger("lightning")
+    for handler in list(lightning_log.handlers):
+        if type(handler) is logging.StreamHandler:
+            lightning_log.removeHandler(handler)
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _NoAdverts) for f in rank_zero.filters):
+        rank_zero.addFilter(_NoAdverts())
+
+
 def instantiate_group(group) -> List:
     from hydra.utils import instantiate
 
@@ -57,9 +79,13 @@ def instantiate_group(group) -> List:
 
 def build_trainer(cfg: DictConfig):
     from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import LearningRateMonitor
 
-    return instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")),
-                       logger=instantiate_group(cfg.get("logger")) or False)
+    loggers = instantiate_group(cfg.get("logger"))
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if not loggers:  # logger=[] or null: LearningRateMonitor would refuse to start, and has nowhere to write
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
 
 ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")

@@ -39,6 +39,20 @@ def test_tiny_run_writes_checkpoint_with_tokenizer(tmp_path):
     assert (out / ".hydra" / "config.yaml").is_file()
 
 
+def test_without_logger_trains_and_lightning_prints_each_message_once(tmp_path):
+    """logger=[] drops the learning-rate monitor (it needs a logger); Lightning's own console handler sits beside
+    Hydra's and used to print every message twice."""
+    shared("corpus", "sample_text.txt")
+    args = ["train.py", *[a for a in FAST if a != "logger=csv"], "logger=[]", "trainer.max_steps=2",
+            f"hydra.run.dir={tmp_path / 'a'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    res = run_cli(args, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    console = res.stdout + res.stderr
+    assert console.count("`Trainer.fit` stopped: `max_steps=2` reached") == 1, console[-3000:]
+    assert console.count("Seed set to") == 1 and "Tip:" not in console
+    assert "`Trainer.fit` stopped" in (tmp_path / "a" / "train.log").read_text()  # and the job's log file has it
+
+
 def test_kill_mid_run_then_resume_gives_the_same_losses(tmp_path):
     """kill -9 a real train.py mid-epoch, resume from last.ckpt: the run continues at the checkpoint's step with the
     same optimizer/scheduler state, data order, masks and RNG, so each logged loss equals the uninterrupted run's."""
