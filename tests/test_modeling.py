@@ -161,3 +161,32 @@ def test_parity_with_transformers_every_preset(preset):
     torch.testing.assert_close(o["nsp_logits"], r.seq_relationship_logits, atol=1e-5, rtol=1e-5)
     pooled_ref = hf.bert.pooler(r.hidden_states[-1])
     torch.testing.assert_close(o["pooled_output"], pooled_ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("unpad", [True, False])
+@pytest.mark.parametrize("hidden_p,attention_p", [(0.1, 0.0), (0.0, 0.1)])
+def test_dropout_noise_matches_transformers(unpad, hidden_p, attention_p):
+    """Same weights and batch in train mode: over many draws, each output element varies as much as transformers'
+    does, for hidden and attention dropout separately. A dropout skipped or misplaced (say, on the unpadded path)
+    changes that variance; noise alone moves the ratio by a few percent."""
+    transformers = pytest.importorskip("transformers")
+    cfg = BertConfig(vocab_size=1000, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=512, hidden_dropout_prob=hidden_p, attention_probs_dropout_prob=attention_p,
+                     unpad=unpad)
+    torch.manual_seed(0)
+    ours = BertForSequenceClassification(cfg, num_labels=2).train()
+    hf = transformers.BertForSequenceClassification(transformers.BertConfig(
+        **{k: v for k, v in cfg.to_dict().items() if k != "unpad"}, num_labels=2)).train()
+    hf.load_state_dict(ours.state_dict())
+    ids, types, mask = batch(vocab=1000, b=8, s=32)
+    real = mask.bool()
+    with torch.no_grad():
+        draws = {name: torch.stack([out(m)[real] for _ in range(60)]) for name, m, out in (
+            ("ours", ours, lambda m: m.bert(ids, types, mask)["sequence_output"]),
+            ("hf", hf, lambda m: m.bert(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state))}
+    var_ours, var_hf = draws["ours"].var(0).mean(), draws["hf"].var(0).mean()
+    assert var_hf > 1e-6  # the check has something to compare
+    assert var_ours / var_hf == pytest.approx(1.0, abs=0.05)
+    # and the mean output agrees: |difference| / its standard error averages sqrt(2/pi) = 0.80 when unbiased
+    z = (draws["ours"].mean(0) - draws["hf"].mean(0)) / ((draws["ours"].var(0) + draws["hf"].var(0)) / 60).sqrt()
+    assert float(z.abs().mean()) == pytest.approx(0.80, abs=0.08)
