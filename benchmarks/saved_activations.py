@@ -6,14 +6,13 @@ difference per sample (weights saved for backward cancel out).
 """
 import argparse
 import sys
-from argparse import Namespace
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bert_pl.bench import bench_inputs, build  # noqa: E402
+from bert_pl.bench import bench_inputs, build, parse_args  # noqa: E402
 
 
 def saved_mb(loss_fn) -> float:
@@ -37,8 +36,9 @@ def main():
     sizes = [int(b) for b in a.batches.split(",")]
     result = {}
     for b in sizes:
-        args = Namespace(model=a.model, task="pretrain", batch_size=b, seq_len=a.seq_len, precision="32",
-                         padding_mix=False, max_pred=20, no_unpad=False, packing=False)
+        # the bench's own options and derived defaults (MLM predictions per sequence, ...)
+        args = parse_args(["--model", a.model, "--task", "pretrain", "--batch-size", str(b),
+                           "--seq-len", str(a.seq_len), "--precision", "32", "--device", "cpu"])
         cfg, ours, hf = build(args, torch.device("cpu"))
         x = bench_inputs(args, cfg)
         result[b] = (

@@ -288,7 +288,8 @@ def largest_batch(args, device, which: str, budget_mb: float) -> dict:
             "method": f"linear fit of measured step peaks at batch {sizes[0]} and {sizes[1]}"}
 
 
-def main(argv=None) -> dict:
+def parse_args(argv=None) -> argparse.Namespace:
+    """The bench's options, with the derived MLM prediction count (`max_pred`)."""
     ap = argparse.ArgumentParser(prog="python -m bert_pl.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="bert_base", choices=sorted(PRESETS))
@@ -311,11 +312,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--memory-budget-gb", type=float, default=None, help="default: the GPU's memory; on CPU 16")
     ap.add_argument("--out", default="bench_results.jsonl")
     args = ap.parse_args(argv)
+    args.max_pred = args.max_predictions or (20 if args.seq_len <= 128 else round(args.seq_len * 0.15 + 0.5))
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
     steps = args.steps or (20 if device.type == "cuda" else 5)
-    args.max_pred = args.max_predictions or (20 if args.seq_len <= 128 else round(args.seq_len * 0.15 + 0.5))
     if args.max_batch:
         return max_batch_main(args, device)
     cfg, ours, hf = build(args, device)
