@@ -8,7 +8,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from bert_pl import runner
+from bert_pl.training import runner
 
 log = logging.getLogger("bert_pl")
 
@@ -19,7 +19,8 @@ def main(cfg: DictConfig):
     import lightning as L
     from hydra.utils import instantiate
 
-    from bert_pl import checkpoints, tokenization
+    from bert_pl.io import checkpoints
+    from bert_pl.io import tokenization
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)

@@ -40,7 +40,7 @@ def run_transformers(glue: Path, seed: int, lr: float) -> dict:
     import transformers
     from transformers import BertForSequenceClassification, BertTokenizerFast
 
-    from bert_pl.glue import get_task, read_tsv
+    from bert_pl.tasks.glue import get_task, read_tsv
 
     t0 = time.time()
     torch.manual_seed(seed)

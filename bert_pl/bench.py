@@ -19,7 +19,8 @@ import time
 
 import torch
 
-from .modeling import BertConfig, BertForPreTraining, BertForSequenceClassification, model_flops_per_token
+from bert_pl.model.bert import BertConfig, BertForPreTraining, model_flops_per_token
+from bert_pl.model.heads import BertForSequenceClassification
 
 PRESETS = {"bert_tiny": (128, 2, 2, 512), "bert_mini": (256, 4, 4, 1024), "bert_small": (512, 4, 8, 2048),
            "bert_medium": (512, 8, 8, 2048), "bert_base": (768, 12, 12, 3072), "bert_large": (1024, 24, 16, 4096)}
@@ -51,7 +52,7 @@ def make_inputs(batch: int, seq: int, vocab: int, padding_mix: bool, max_pred: i
 
 def packed_batch(x: dict, seq: int, vocab: int) -> dict:
     """The same sequences as `x`, packed into fewer rows by the training collator (`data.packing=true`)."""
-    from .pretraining_data import MaskingCollator
+    from bert_pl.pretraining.masking import MaskingCollator
 
     cls, sep = 101, 102
     names = {"[PAD]": 0, "[UNK]": 100, "[CLS]": cls, "[SEP]": sep, "[MASK]": 103}

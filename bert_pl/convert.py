@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from . import checkpoints
+from bert_pl.io import checkpoints
 
 
 def main(argv=None) -> None:

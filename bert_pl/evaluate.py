@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import squad_metrics
+from bert_pl.tasks import squad_metrics
 
 
 def _load(path: str, what: str):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoints, tokenization
-from .modeling import BertModel
+from bert_pl.io import checkpoints
+from bert_pl.io import tokenization
+from bert_pl.model.bert import BertModel
 
 
 def load_encoder(pretrained: str):

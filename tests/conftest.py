@@ -32,7 +32,7 @@ def minilm_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_tokenizer(minilm_dir):
-    from bert_pl import tokenization
+    from bert_pl.io import tokenization
 
     return tokenization.from_vocab_file(minilm_dir / "vocab.txt", lowercase=True)
 
@@ -42,8 +42,8 @@ def tiny_pretrained(tmp_path_factory, minilm_tokenizer) -> Path:
     """A random-init bert_tiny-shaped checkpoint with Google's uncased vocab, saved in our format."""
     import torch
 
-    from bert_pl.checkpoints import Checkpoint, save_ours
-    from bert_pl.modeling import BertConfig, BertForPreTraining
+    from bert_pl.io.checkpoints import Checkpoint, save_ours
+    from bert_pl.model.bert import BertConfig, BertForPreTraining
 
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=minilm_tokenizer.get_vocab_size(), hidden_size=64, num_hidden_layers=2,

@@ -5,9 +5,11 @@ import re
 import pytest
 import torch
 
-from bert_pl import checkpoints, tokenization
-from bert_pl.checkpoints import Checkpoint, CheckpointError, resolve, save_huggingface, save_ours
-from bert_pl.modeling import BertConfig, BertForPreTraining, BertForQuestionAnswering, BertForSequenceClassification
+from bert_pl.io import checkpoints
+from bert_pl.io import tokenization
+from bert_pl.io.checkpoints import Checkpoint, CheckpointError, resolve, save_huggingface, save_ours
+from bert_pl.model.bert import BertConfig, BertForPreTraining
+from bert_pl.model.heads import BertForQuestionAnswering, BertForSequenceClassification
 from conftest import run_cli, shared
 
 transformers = pytest.importorskip("transformers")
@@ -195,7 +197,7 @@ def test_google_tf_checkpoint_roundtrip(tiny_pretrained, minilm_dir, tmp_path):
 
 def test_missing_head_initialised_and_reported(minilm_dir, caplog):
     model = BertForSequenceClassification(resolve(minilm_dir).config, 2)
-    with caplog.at_level(logging.INFO, logger="bert_pl.checkpoints"):
+    with caplog.at_level(logging.INFO, logger="bert_pl.io.checkpoints"):
         checkpoints.load_into(model, minilm_dir)
     assert any("newly initialised" in r.message and "classifier" in r.message for r in caplog.records)
 
@@ -258,7 +260,7 @@ def test_pickled_code_is_refused(tmp_path):
 
 
 def test_hub_id_offline_says_what_to_pass():
-    from bert_pl.hub import OfflineError
+    from bert_pl.io.hub import OfflineError
 
     with pytest.raises(OfflineError, match="pass pretrained=/path/to/a/local/folder"):
         resolve("google-bert/bert-base-uncased")

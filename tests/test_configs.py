@@ -4,8 +4,8 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import bert_pl.runner  # noqa: F401  (registers the project_root resolver)
-from bert_pl.modeling import BertConfig
+import bert_pl.training.runner  # noqa: F401  (registers the project_root resolver)
+from bert_pl.model.bert import BertConfig
 from helpers import CONF, compose_cfg
 
 MODELS = sorted(p.stem for p in Path(CONF, "model").glob("*.yaml"))
@@ -75,7 +75,7 @@ def test_two_phase_experiments_compose():
     p1 = compose_cfg("train", ["experiment=bert_base_phase1"])
     p2 = compose_cfg("train", ["experiment=bert_base_phase2", "pretrained=/phase1/last.ckpt"])
     assert (p1.data.max_seq_length, p2.data.max_seq_length) == (128, 512)
-    assert p1.optimizer._target_ == p2.optimizer._target_ == "bert_pl.optim.Lamb"
+    assert p1.optimizer._target_ == p2.optimizer._target_ == "bert_pl.training.optim.Lamb"
     assert p1.model.hidden_size == p2.model.hidden_size == 768
     assert p2.data.max_predictions_per_seq == 80 and p2.pretrained == "/phase1/last.ckpt"
     assert p1.data.batch_size * p1.trainer.accumulate_grad_batches * 8 == 65536

@@ -4,8 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from bert_pl import glue, metrics
-from bert_pl.glue import GlueDataError, GlueDataModule, get_task, read_tsv
+from bert_pl.tasks import glue
+from bert_pl.tasks import metrics
+from bert_pl.tasks.glue import GlueDataError, GlueDataModule, get_task, read_tsv
 from conftest import run_cli, shared
 
 
@@ -103,8 +104,9 @@ def test_every_other_task_reads_its_layout(task, glue_dir, minilm_tokenizer):
     if task == "qqp":
         assert dm.read("train")[1].texts == ('What is "it"?', "Who?")
         assert [e.guid for e in dm.read("test")] == ["0", "1"]
-    feats = dm.featurize("train")
+    feats = dm.features("train")
     assert feats[0]["input_ids"][0] == minilm_tokenizer.token_to_id("[CLS]")
+    assert len(feats) == len(train)
 
 
 def test_pair_truncation_trims_the_longer_segment(minilm_tokenizer, glue_dir):
@@ -152,10 +154,13 @@ def test_offline_without_local_folder_says_what_to_pass(tmp_path):
 def test_submission_file_names_and_labels(glue_dir, minilm_tokenizer, tmp_path):
     dm = GlueDataModule("mnli", data_dir=str(glue_dir), source="local")
     dm.set_tokenizer(minilm_tokenizer)
-    out = dm.write_predictions("ax", {"logits": np.array([[0.1, 0.9, 0.0]]), "example_index": np.array([0])},
-                               tmp_path, submission=True)
-    assert out.name == "AX.tsv"
-    assert out.read_text().splitlines() == ["index\tprediction", "0\tentailment"]
+    n = len(dm.read("ax"))
+    logits = np.zeros((n, 3))
+    logits[:, 1] = 1.0
+    out = dm.write_predictions("ax", {"logits": logits, "example_index": np.arange(n)}, tmp_path, submission=True)
+    assert out.name == "AX.tsv" and out.parent.name == "submission"
+    assert len((tmp_path / "predictions_ax.jsonl").read_text().splitlines()) == n
+    assert out.read_text().splitlines()[:2] == ["index\tprediction", "0\tentailment"]
     names = {t.name: [v[1] for v in t.test.values()] for t in glue.TASKS.values()}
     assert names["mnli"] == ["MNLI-m.tsv", "MNLI-mm.tsv", "AX.tsv"] and names["stsb"] == ["STS-B.tsv"]
 
@@ -169,13 +174,15 @@ def test_finetune_mrpc_end_to_end(tiny_pretrained, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert [h["epoch"] for h in results["history"]] == [0, 1]
-    assert set(results["dev"]["dev"]) == {"acc", "f1"} and results["best"]["metric"] == "f1"
+    assert {"acc", "f1"} <= set(results["dev"]["dev"]) and results["best"]["metric"] == "f1"
+    assert results["labels"] == ["0", "1"]
     assert results["best"]["value"] == max(h["main"] for h in results["history"])
     rows = list(csv.reader(open(out / "submission" / "MRPC.tsv"), delimiter="\t"))
     assert rows[0] == ["index", "prediction"] and len(rows) == 1 + 1725
     assert {r[1] for r in rows[1:]} <= {"0", "1"} and rows[1][0] == "0"
-    dev = list(csv.reader(open(out / "dev_predictions_dev.tsv"), delimiter="\t"))
-    assert len(dev) == 1 + 64
+    dev = [json.loads(line) for line in open(out / "predictions_dev.jsonl")]
+    assert len(dev) == 64 and [r["id"] for r in dev] == [str(i) for i in range(64)]
+    assert all(r["label"] in ("0", "1") and abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in dev)
 
 
 def test_glue_grid_sweep_prints_summary(tiny_pretrained, tmp_path):
@@ -183,7 +190,7 @@ def test_glue_grid_sweep_prints_summary(tiny_pretrained, tmp_path):
     res = run_cli(["finetune.py", "-m", "task=stsb", f"pretrained={tiny_pretrained}", f"data_dir={glue_dir}",
                    "optimizer.lr=1e-4,3e-5", "data.limit_train_examples=32", "data.limit_eval_examples=32",
                    "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}",
-                   "+hydra.callbacks.summary._target_=bert_pl.sweep.SweepSummary"])
+                   "+hydra.callbacks.summary._target_=bert_pl.tasks.sweep.SweepSummary"])
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert [r["job"] for r in summary] == ["0", "1"]
@@ -201,7 +208,7 @@ def test_finetune_is_reproducible_for_a_fixed_seed(tiny_pretrained, tmp_path):
                        "data.limit_train_examples=48", "data.limit_eval_examples=48", "trainer.max_epochs=1",
                        f"hydra.run.dir={tmp_path / run}", "seed=3"])
         assert res.returncode == 0, res.stderr[-3000:]
-        values.append((tmp_path / run / "dev_predictions_dev.tsv").read_text())
+        values.append((tmp_path / run / "predictions_dev.jsonl").read_text())
     assert values[0] == values[1]
 
 
@@ -216,7 +223,9 @@ def test_finetune_step_for_step_equals_a_plain_transformers_loop(minilm_dir, tmp
     import transformers
     from hydra.utils import instantiate
 
-    from bert_pl import checkpoints, runner, tokenization
+    from bert_pl.io import checkpoints
+    from bert_pl.training import runner
+    from bert_pl.io import tokenization
     from helpers import compose_cfg
 
     cfg = compose_cfg("finetune", ["task=mrpc", f"pretrained={minilm_dir}", f"data_dir={shared('glue')}",
@@ -227,7 +236,7 @@ def test_finetune_step_for_step_equals_a_plain_transformers_loop(minilm_dir, tmp
     dm = instantiate(cfg.data)
     dm.set_tokenizer(tokenization.from_json_string(checkpoints.resolve(cfg.pretrained).tokenizer_json))
     module = instantiate(cfg.module, _convert_="all", model=runner.model_dict(cfg.model, 0, cfg.pretrained),
-                         head=dm.head, num_labels=2, labels=dm.labels, main_metric=dm.main_metric,
+                         head=dm.head, head_kwargs=dm.head_kwargs(), labels=dm.labels, main_metric=dm.main_metric,
                          optimizer=instantiate(cfg.optimizer), pretrained=cfg.pretrained)
     classifier = {k: v.clone() for k, v in module.model.classifier.state_dict().items()}
     batches, losses = [], []

@@ -8,8 +8,8 @@ from conftest import ROOT, run_cli
 SCRIPT = """
 import json, random, resource, sys
 sys.path.insert(0, {root!r})
-from bert_pl import tokenization
-from bert_pl.pretraining_data import build_pretraining_dataset
+from bert_pl.io import tokenization
+from bert_pl.pretraining.instances import build_pretraining_dataset
 path, cache, vocab = sys.argv[1], sys.argv[2], sys.argv[3]
 tok = tokenization.from_vocab_file(vocab)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

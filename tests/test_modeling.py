@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from bert_pl.modeling import BertConfig, BertForPreTraining, BertForQuestionAnswering, \
-    BertForSequenceClassification, model_flops_per_token
+from bert_pl.model.bert import BertConfig, BertForPreTraining, model_flops_per_token
+from bert_pl.model.heads import BertForQuestionAnswering, BertForSequenceClassification
 
 PRESETS = {  # (hidden, layers, heads, intermediate): Google's published sizes
     "bert_tiny": (128, 2, 2, 512), "bert_mini": (256, 4, 4, 1024), "bert_small": (512, 4, 8, 2048),

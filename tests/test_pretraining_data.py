@@ -4,9 +4,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bert_pl.corpus import CorpusError, google_documents, plain_documents, split_sentences
-from bert_pl.pretraining_data import (MaskingCollator, build_pretraining_dataset, create_instances_from_document,
-                                      truncate_seq_pair)
+from bert_pl.pretraining.corpus import CorpusError, google_documents, plain_documents, split_sentences
+from bert_pl.pretraining.instances import build_pretraining_dataset, create_instances_from_document, truncate_seq_pair
+from bert_pl.pretraining.masking import MaskingCollator
 from conftest import shared
 
 
@@ -197,7 +197,7 @@ def test_build_dataset_is_cached_and_well_formed(tmp_path, minilm_tokenizer):
 
 
 def test_sampler_shards_ranks_disjointly_and_resumes():
-    from bert_pl.sampling import ResumableSampler
+    from bert_pl.pretraining.sampling import ResumableSampler
 
     n = 103
     shards = []
@@ -271,7 +271,7 @@ def test_packing_puts_sequences_side_by_side_with_the_same_masks(collator_vocab)
 def test_packed_loss_and_gradients_equal_unpacked(collator_vocab):
     import torch
 
-    from bert_pl.modeling import BertConfig, BertForPreTraining
+    from bert_pl.model.bert import BertConfig, BertForPreTraining
 
     examples = _instances(collator_vocab, n=10, seed=1)
     plain = MaskingCollator(collator_vocab, seed=0, max_seq_length=64)(examples)
@@ -309,7 +309,7 @@ def _corpus(tmp_path, n_docs=30):
 def test_document_parts_are_disjoint_and_complete(tmp_path):
     import datasets
 
-    from bert_pl.corpus import documents
+    from bert_pl.pretraining.corpus import documents
 
     source = _corpus(tmp_path)
     whole = [tuple(d) for d in documents(source)]
@@ -329,7 +329,7 @@ def test_streaming_instances_resume_at_the_exact_batch(tmp_path, minilm_tokenize
     import torch
     from torch.utils.data import DataLoader
 
-    from bert_pl.pretraining_data import StreamingInstances
+    from bert_pl.pretraining.instances import StreamingInstances
 
     def batches(start, n, rank=0):
         data = StreamingInstances(_corpus(tmp_path), minilm_tokenizer.to_str(), "train", 64, 0.1, 1, True, 5,

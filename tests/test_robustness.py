@@ -5,8 +5,8 @@ import os
 import pytest
 import torch
 
-from bert_pl.callbacks import CheckpointSaveError, atomic_torch_save
-from bert_pl.optim import Lamb, linear_warmup_decay, param_groups
+from bert_pl.io.atomic import CheckpointSaveError, atomic_torch_save
+from bert_pl.training.optim import Lamb, linear_warmup_decay, param_groups
 
 
 def test_lamb_matches_the_papers_update_rule():
@@ -28,7 +28,7 @@ def test_lamb_matches_the_papers_update_rule():
 
 
 def test_gradient_accumulation_equals_the_big_batch():
-    from bert_pl.modeling import BertConfig, BertForPreTraining
+    from bert_pl.model.bert import BertConfig, BertForPreTraining
 
     cfg = BertConfig(vocab_size=300, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                      intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -49,7 +49,7 @@ def test_gradient_accumulation_equals_the_big_batch():
 
 
 def test_no_weight_decay_on_bias_and_layernorm():
-    from bert_pl.modeling import BertConfig, BertModel
+    from bert_pl.model.bert import BertConfig, BertModel
 
     model = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                  intermediate_size=32))
@@ -121,7 +121,7 @@ class _FakeTrainer:
 
 
 def _module(on_nonfinite):
-    from bert_pl.module import PretrainingModule
+    from bert_pl.pretraining.module import PretrainingModule
 
     m = PretrainingModule({"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
                            "intermediate_size": 32}, on_nonfinite=on_nonfinite)
@@ -130,7 +130,8 @@ def _module(on_nonfinite):
 
 
 def test_nonfinite_loss_stops_naming_step_and_checkpoint(monkeypatch):
-    from bert_pl.module import NonFiniteLossError, PretrainingModule
+    from bert_pl.pretraining.module import PretrainingModule
+    from bert_pl.training.module import NonFiniteLossError
 
     monkeypatch.setattr(PretrainingModule, "global_step", property(lambda self: 123))
     m = _module("stop")
@@ -145,7 +146,7 @@ def test_wandb_logger_is_offline_without_a_key(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    from bert_pl.callbacks import wandb_logger
+    from bert_pl.io.atomic import wandb_logger
 
     logger = wandb_logger(project="t", save_dir=str(tmp_path), offline=False)
     assert logger._offline is True and os.environ["WANDB_MODE"] == "offline"

@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from bert_pl import squad, squad_metrics
-from bert_pl.squad import SquadDataError, convert_examples_to_features, examples_from_articles, postprocess
+from bert_pl.tasks import squad
+from bert_pl.tasks import squad_metrics
+from bert_pl.tasks.squad import SquadDataError, convert_examples_to_features, examples_from_articles, postprocess
 from conftest import run_cli, shared
 
 OFFICIAL_V1 = {"exact_match": 86.20624408703878, "f1": 92.19557978351145}

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from bert_pl import tokenization
+from bert_pl.io import tokenization
 from conftest import shared
 
 

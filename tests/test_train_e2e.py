@@ -148,7 +148,7 @@ def test_unknown_key_and_bad_value_are_one_clear_line(tmp_path):
 
 def test_offline_hub_corpus_says_what_to_pass(tmp_path):
     res, _ = train(tmp_path, "hub", "data=wikipedia", "trainer.max_steps=1")
-    assert res.returncode == 2 and "not reachable (offline)" in res.stderr and "data.name=" in res.stderr
+    assert res.returncode == 2 and "not reachable (offline)" in res.stderr and "data.source.name=" in res.stderr
 
 
 def test_secrets_never_reach_the_run_folder(tmp_path):

@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from lightning.pytorch.accelerators import XLAAccelerator  # noqa: E402
 
-from bert_pl import runner  # noqa: E402
+from bert_pl.training import runner  # noqa: E402
 from helpers import compose_cfg  # noqa: E402
 
 pytestmark = pytest.mark.xla

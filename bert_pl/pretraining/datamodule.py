@@ -9,11 +9,12 @@ from typing import Optional
 import lightning as L
 from torch.utils.data import DataLoader
 
-from . import tokenization
-from .corpus import CorpusError, documents, fingerprint
-from .errors import UserConfigError
-from .pretraining_data import MaskingCollator, StreamingInstances, build_pretraining_dataset
-from .sampling import IndexedDataset, ResumableSampler
+from bert_pl.io import tokenization
+from bert_pl.pretraining.corpus import CorpusError, documents, fingerprint
+from bert_pl.errors import UserConfigError
+from bert_pl.pretraining.instances import StreamingInstances, build_pretraining_dataset
+from bert_pl.pretraining.masking import MaskingCollator
+from bert_pl.pretraining.sampling import IndexedDataset, ResumableSampler
 
 log = logging.getLogger(__name__)
 

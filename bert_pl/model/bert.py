@@ -19,7 +19,6 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -329,57 +328,6 @@ class BertForPreTraining(nn.Module):
         return result
 
 
-class BertForSequenceClassification(nn.Module):
-    """Pooled [CLS] output -> dropout -> one linear layer (num_labels=1: regression, as STS-B)."""
-
-    def __init__(self, config: BertConfig, num_labels: int, classifier_dropout: Optional[float] = None):
-        super().__init__()
-        self.config = config
-        self.num_labels = num_labels
-        self.bert = BertModel(config)
-        p = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
-        self.dropout = nn.Dropout(p)
-        self.classifier = nn.Linear(config.hidden_size, num_labels)
-        init_weights(self, config.initializer_range)
-
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
-        pooled = self.bert(input_ids, token_type_ids, attention_mask)["pooled_output"]
-        logits = self.classifier(self.dropout(pooled))
-        loss = None
-        if labels is not None:
-            if self.num_labels == 1:
-                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
-            else:
-                loss = F.cross_entropy(logits.float(), labels)
-        return {"logits": logits, "loss": loss}
-
-
-class BertForQuestionAnswering(nn.Module):
-    """Sequence output -> one linear layer giving start and end logits; loss = mean of the two cross-entropies."""
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.config = config
-        self.bert = BertModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, 2)
-        init_weights(self, config.initializer_range)
-
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, start_positions=None, end_positions=None):
-        seq = self.bert(input_ids, token_type_ids, attention_mask)["sequence_output"]
-        start_logits, end_logits = self.qa_outputs(seq).float().unbind(-1)
-        loss = None
-        if start_positions is not None:
-            loss = (F.cross_entropy(start_logits, start_positions) + F.cross_entropy(end_logits, end_positions)) / 2
-        return {"start_logits": start_logits, "end_logits": end_logits, "loss": loss}
-
-
-HEADS = {
-    "pretraining": BertForPreTraining,
-    "classification": BertForSequenceClassification,
-    "span": BertForQuestionAnswering,
-}
-
-
 def model_flops_per_token(config: BertConfig, seq_len: int, mlm_predictions_per_token: float = 1.0) -> float:
     """Forward+backward FLOPs per token (6 x matmul params + attention), as in the MFU literature."""
     attn = 12 * config.num_hidden_layers * config.hidden_size * seq_len  # QK^T and AV, fwd+bwd
@@ -387,7 +335,4 @@ def model_flops_per_token(config: BertConfig, seq_len: int, mlm_predictions_per_
     return 6 * config.num_parameters_dense + attn + head
 
 
-__all__ = [
-    "BertConfig", "BertModel", "BertForPreTraining", "BertForSequenceClassification", "BertForQuestionAnswering",
-    "HEADS", "init_weights", "model_flops_per_token",
-]
+__all__ = ["BertConfig", "BertModel", "BertForPreTraining", "init_weights", "model_flops_per_token"]

@@ -8,7 +8,7 @@ from typing import Any, List
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .callbacks import atomic_write_text
+from bert_pl.io.atomic import atomic_write_text
 
 
 def collect(sweep_dir: Path) -> List[dict]:

@@ -1,5 +1,8 @@
-"""GLUE: one registry for the nine tasks (+ AX), their TSV layouts, the `datasets` hub version, metrics and
-submission files; one LightningDataModule for all of them."""
+"""GLUE as a preset of `text_classification`: a table of the nine tasks (+ AX) with their TSV layouts, label sets,
+main metrics, the `datasets` hub version and submission file names. `GlueDataModule` is `TextClassificationTask`
+with GLUE's readers (quirks kept: CoLA's header-less files, MRPC's BOM, quotes as text, MNLI matched/mismatched,
+AX predicted by the MNLI model) and GLUE's submission files; features, training, metrics and prediction files are
+the same code."""
 from __future__ import annotations
 
 import csv
@@ -9,19 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import lightning as L
-import numpy as np
-import torch
-from torch.utils.data import DataLoader
-
-from .callbacks import atomic_write_text
-from .errors import UserError
-from .metrics import METRICS
+from bert_pl.io.atomic import atomic_write_text
+from bert_pl.tasks.base import TaskDataError
+from bert_pl.tasks.classification import TextClassificationTask
 
 log = logging.getLogger(__name__)
 
 
-class GlueDataError(UserError, ValueError):
+class GlueDataError(TaskDataError):
     pass
 
 
@@ -32,8 +30,7 @@ class GlueTask:
     text_columns: Tuple[str, ...]        # TSV header names of the one or two text fields
     label_column: Optional[str]          # TSV header name; CoLA train/dev have no header (positions below)
     labels: Optional[Tuple[str, ...]]    # None: regression
-    metric: str                          # key of metrics.METRICS
-    main_metric: str
+    main_metric: str                     # picks the best epoch; every task reports all metrics of its kind
     dev: Dict[str, str] = field(default_factory=lambda: {"dev": "dev.tsv"})
     test: Dict[str, Tuple[str, str]] = field(default_factory=dict)  # split -> (file, submission file name)
     hub_config: str = ""
@@ -54,33 +51,33 @@ class GlueTask:
 _BIN = ("0", "1")
 _NLI2 = ("entailment", "not_entailment")
 TASKS: Dict[str, GlueTask] = {t.name: t for t in [
-    GlueTask("cola", "CoLA", ("sentence",), "label", _BIN, "mcc", "mcc", test={"test": ("test.tsv", "CoLA.tsv")},
+    GlueTask("cola", "CoLA", ("sentence",), "label", _BIN, "mcc", test={"test": ("test.tsv", "CoLA.tsv")},
              hub_config="cola", hub_text_columns=("sentence",), headerless=(3, 1)),
-    GlueTask("sst2", "SST-2", ("sentence",), "label", _BIN, "acc", "acc", test={"test": ("test.tsv", "SST-2.tsv")},
+    GlueTask("sst2", "SST-2", ("sentence",), "label", _BIN, "acc", test={"test": ("test.tsv", "SST-2.tsv")},
              hub_config="sst2", hub_text_columns=("sentence",)),
-    GlueTask("mrpc", "MRPC", ("#1 String", "#2 String"), "Quality", _BIN, "acc_f1", "f1",
+    GlueTask("mrpc", "MRPC", ("#1 String", "#2 String"), "Quality", _BIN, "f1",
              test={"test": ("test.tsv", "MRPC.tsv")}, hub_config="mrpc", hub_text_columns=("sentence1", "sentence2")),
-    GlueTask("stsb", "STS-B", ("sentence1", "sentence2"), "score", None, "pearson_spearman", "pearson",
+    GlueTask("stsb", "STS-B", ("sentence1", "sentence2"), "score", None, "pearson",
              test={"test": ("test.tsv", "STS-B.tsv")}, hub_config="stsb", hub_text_columns=("sentence1", "sentence2")),
-    GlueTask("qqp", "QQP", ("question1", "question2"), "is_duplicate", _BIN, "acc_f1", "f1",
+    GlueTask("qqp", "QQP", ("question1", "question2"), "is_duplicate", _BIN, "f1",
              test={"test": ("test.tsv", "QQP.tsv")}, hub_config="qqp", hub_text_columns=("question1", "question2")),
     GlueTask("mnli", "MNLI", ("sentence1", "sentence2"), "gold_label", ("contradiction", "entailment", "neutral"),
-             "acc", "acc", dev={"dev_matched": "dev_matched.tsv", "dev_mismatched": "dev_mismatched.tsv"},
+             "acc", dev={"dev_matched": "dev_matched.tsv", "dev_mismatched": "dev_mismatched.tsv"},
              test={"test_matched": ("test_matched.tsv", "MNLI-m.tsv"),
                    "test_mismatched": ("test_mismatched.tsv", "MNLI-mm.tsv"),
                    "ax": ("../diagnostic/diagnostic.tsv", "AX.tsv")},
              hub_config="mnli", hub_text_columns=("premise", "hypothesis"),
              hub_splits={"dev_matched": "validation_matched", "dev_mismatched": "validation_mismatched",
                          "test_matched": "test_matched", "test_mismatched": "test_mismatched"}),
-    GlueTask("qnli", "QNLI", ("question", "sentence"), "label", _NLI2, "acc", "acc",
+    GlueTask("qnli", "QNLI", ("question", "sentence"), "label", _NLI2, "acc",
              test={"test": ("test.tsv", "QNLI.tsv")}, hub_config="qnli", hub_text_columns=("question", "sentence")),
-    GlueTask("rte", "RTE", ("sentence1", "sentence2"), "label", _NLI2, "acc", "acc",
+    GlueTask("rte", "RTE", ("sentence1", "sentence2"), "label", _NLI2, "acc",
              test={"test": ("test.tsv", "RTE.tsv")}, hub_config="rte", hub_text_columns=("sentence1", "sentence2")),
-    GlueTask("wnli", "WNLI", ("sentence1", "sentence2"), "label", _BIN, "acc", "acc",
+    GlueTask("wnli", "WNLI", ("sentence1", "sentence2"), "label", _BIN, "acc",
              test={"test": ("test.tsv", "WNLI.tsv")}, hub_config="wnli", hub_text_columns=("sentence1", "sentence2")),
     # AX has no training data: it is predicted by the MNLI model (task=mnli writes AX.tsv).
     GlueTask("ax", "diagnostic", ("sentence1", "sentence2"), None, ("contradiction", "entailment", "neutral"),
-             "acc", "acc", dev={}, test={"ax": ("diagnostic.tsv", "AX.tsv")}, hub_config="ax",
+             "acc", dev={}, test={"ax": ("diagnostic.tsv", "AX.tsv")}, hub_config="ax",
              hub_text_columns=("premise", "hypothesis"), train_file=""),
 ]}
 
@@ -155,7 +152,7 @@ def read_tsv(path: Path, task: GlueTask, kind: str, on_bad_row: str = "skip") ->
 def read_hub(task: GlueTask, split: str) -> List[Example]:
     import datasets
 
-    from .hub import require_online
+    from bert_pl.io.hub import require_online
 
     require_online(f"GLUE {task.name} from nyu-mll/glue", "data_dir=/path/to/glue_data (GLUE's TSV folders)")
     config, hub_split = task.hub_config, task.hub_splits.get(split, {"dev": "validation"}.get(split, split))
@@ -173,111 +170,74 @@ def read_hub(task: GlueTask, split: str) -> List[Example]:
     return out
 
 
-class PaddingCollator:
-    """Pads token sequences per batch (to a multiple of 8; or to a fixed width for XLA) and stacks the rest."""
-
-    SEQ_KEYS = ("input_ids", "token_type_ids", "attention_mask")
-
-    def __init__(self, pad_id: int = 0, fixed_width: Optional[int] = None, multiple: int = 8):
-        self.pad_id, self.fixed_width, self.multiple = pad_id, fixed_width, multiple
-
-    def __call__(self, features: List[dict]) -> dict:
-        longest = max(len(f["input_ids"]) for f in features)
-        width = self.fixed_width or -(-longest // self.multiple) * self.multiple
-        batch = {}
-        for key in self.SEQ_KEYS:
-            pad = self.pad_id if key == "input_ids" else 0
-            arr = np.full((len(features), width), pad, dtype=np.int64)
-            for i, f in enumerate(features):
-                seq = f.get(key) if key != "attention_mask" else [1] * len(f["input_ids"])
-                arr[i, :len(seq)] = seq
-            batch[key] = torch.from_numpy(arr)
-        for key in features[0]:
-            if key not in self.SEQ_KEYS:
-                values = [f[key] for f in features]
-                dtype = torch.float32 if isinstance(values[0], float) else torch.long
-                batch[key] = torch.tensor(values, dtype=dtype)
-        return batch
-
-
-def padded_loader(feats: List[dict], dm, shuffle: bool, batch_size: int) -> DataLoader:
-    """The fine-tuning loader (GLUE and SQuAD): seeded shuffling for training, per-batch padding (fixed width and
-    drop_last with `static_shapes`, for XLA). `dm` supplies tokenizer, seed, num_workers, max_seq_length."""
-    collate = PaddingCollator(dm.tokenizer.get_vocab()["[PAD]"], dm.max_seq_length if dm.static_shapes else None)
-    g = torch.Generator().manual_seed(dm.seed)
-    return DataLoader(feats, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None,
-                      collate_fn=collate, num_workers=dm.num_workers, drop_last=shuffle and dm.static_shapes)
-
-
-class GlueDataModule(L.LightningDataModule):
-    """Train on train, evaluate on dev (MNLI: matched + mismatched), predict test (+ AX for MNLI)."""
+class GlueDataModule(TextClassificationTask):
+    """One GLUE task: train on train, evaluate on dev (MNLI: matched + mismatched), predict test (+ AX for MNLI)."""
 
     def __init__(self, task: str, data_dir: str = "data/glue", source: str = "auto", max_seq_length: int = 128,
                  batch_size: int = 32, eval_batch_size: int = 64, num_workers: int = 0, on_bad_row: str = "skip",
                  static_shapes: bool = False, limit_train_examples: Optional[int] = None,
-                 limit_eval_examples: Optional[int] = None, seed: int = 0):
-        super().__init__()
+                 limit_eval_examples: Optional[int] = None, seed: int = 0, main_metric: Optional[str] = None):
         self.task = get_task(task)
         if self.task.name == "ax":
             raise GlueDataError("AX has no training data: it is predicted with the MNLI model; run task=mnli "
                                 "(which writes AX.tsv when data_dir/diagnostic/diagnostic.tsv exists)")
         if source not in ("auto", "local", "hub"):
             raise GlueDataError(f"data.source={source!r}: use auto, local or hub")
-        if on_bad_row not in ("skip", "error"):
-            raise GlueDataError(f"data.on_bad_row={on_bad_row!r}: use skip or error")
+        n_text = len(self.task.text_columns)
+        super().__init__(train_file="<glue>", validation_file="<glue>", text_columns=["text_a", "text_b"][:n_text],
+                         label_column="label", id_column="id", labels=self.task.labels,
+                         label_type="float" if self.task.is_regression else "str",
+                         main_metric=main_metric or self.task.main_metric, on_bad_row=on_bad_row,
+                         max_seq_length=max_seq_length, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                         num_workers=num_workers, static_shapes=static_shapes,
+                         limit_train_examples=limit_train_examples, limit_eval_examples=limit_eval_examples,
+                         seed=seed)
         self.data_dir, self.source = Path(data_dir), source
-        self.max_seq_length, self.batch_size, self.eval_batch_size = max_seq_length, batch_size, eval_batch_size
-        self.num_workers, self.on_bad_row, self.static_shapes = num_workers, on_bad_row, static_shapes
-        self.limit_train_examples, self.limit_eval_examples, self.seed = (limit_train_examples, limit_eval_examples,
-                                                                         seed)
-        self.tokenizer = None
+        self.eval_splits = list(self.task.dev)
         self.examples: Dict[str, List[Example]] = {}
-        self.features: Dict[str, List[dict]] = {}
 
-    # -- what the fine-tuning module needs to know -----------------------------------------------------------------
-    head = "classification"
+    # -- GLUE's readers feed the shared featurisation -----------------------------------------------------------
+    def split_kind(self, split: str) -> str:
+        return "train" if split == "train" else "test" if split in self.task.test else "dev"
 
-    @property
-    def num_labels(self) -> int:
-        return self.task.num_labels
-
-    @property
-    def labels(self):
-        return list(self.task.labels) if self.task.labels else ["score"]
-
-    @property
-    def main_metric(self) -> str:
-        return self.task.main_metric
-
-    # -- reading ------------------------------------------------------------------------------------------------
     def _use_hub(self) -> bool:
         if self.source == "auto":
             return not (self.data_dir / self.task.folder).is_dir()
         return self.source == "hub"
 
+    def _file(self, split: str) -> str:
+        return self.task.train_file if split == "train" else self.task.dev.get(split) or self.task.test[split][0]
+
+    def _describe(self, split: str) -> str:
+        if self._use_hub():
+            return f"nyu-mll/glue {self.task.hub_config} {split}"
+        return str(self.data_dir / self.task.folder / self._file(split))
+
     def read(self, split: str) -> List[Example]:
         if split in self.examples:
             return self.examples[split]
-        kind = "train" if split == "train" else "test" if split in self.task.test else "dev"
+        kind = self.split_kind(split)
         if self._use_hub():
             if self.source == "auto":
-                from .hub import hub_reachable
+                from bert_pl.io.hub import hub_reachable
 
                 if not hub_reachable():
                     raise GlueDataError(f"{self.task.folder}: no folder {self.data_dir / self.task.folder} and the hub "
                                         f"is offline; pass data_dir=/path/to/glue_data (GLUE's TSV layout)")
             examples = read_hub(self.task, split)
         else:
-            name = self.task.train_file if split == "train" else self.task.dev.get(split) or self.task.test[split][0]
-            examples = read_tsv(self.data_dir / self.task.folder / name, self.task, kind, self.on_bad_row)
-        # test splits are never cut: a submission file must answer every row
-        limit = {"train": self.limit_train_examples, "dev": self.limit_eval_examples}.get(kind)
-        if limit:
-            examples = examples[:limit]
+            examples = read_tsv(self.data_dir / self.task.folder / self._file(split), self.task, kind,
+                                self.on_bad_row)
         if not examples and kind != "test":
             raise GlueDataError(f"{self.task.folder} {split}: no usable rows")
         self.examples[split] = examples
         return examples
+
+    def rows(self, split: str):
+        columns = ["id", *self.text_columns, "label"]
+        examples = self.read(split)
+        return columns, ((i + 1, {"id": e.guid, **dict(zip(self.text_columns, e.texts)), "label": e.label})
+                         for i, e in enumerate(examples))
 
     def test_splits(self) -> List[str]:
         """Test splits whose files exist (AX is optional)."""
@@ -285,85 +245,25 @@ class GlueDataModule(L.LightningDataModule):
             return [s for s in self.task.test if s != "ax" or self.source == "hub"]
         return [s for s, (f, _) in self.task.test.items() if (self.data_dir / self.task.folder / f).is_file()]
 
-    # -- features -----------------------------------------------------------------------------------------------
-    def set_tokenizer(self, tokenizer) -> None:
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_str(tokenizer.to_str())  # own copy: truncation settings are per tokenizer
-        tok.enable_truncation(self.max_seq_length, strategy="longest_first")  # trims the longer segment first
-        tok.no_padding()
-        self.tokenizer = tok
-
-    def featurize(self, split: str) -> List[dict]:
-        if split not in self.features:
-            examples = self.read(split)
-            if len(self.task.text_columns) == 2:
-                enc = self.tokenizer.encode_batch([(e.texts[0], e.texts[1]) for e in examples])
-            else:
-                enc = self.tokenizer.encode_batch([e.texts[0] for e in examples])
-            feats = []
-            for i, (e, x) in enumerate(zip(examples, enc)):
-                f = {"input_ids": x.ids, "token_type_ids": x.type_ids, "example_index": i}
-                if e.label is not None:
-                    f["labels"] = float(e.label) if self.task.is_regression else self.task.labels.index(e.label)
-                feats.append(f)
-            self.features[split] = feats
-        return self.features[split]
-
-    def setup(self, stage: Optional[str] = None):
-        if self.tokenizer is None:
-            raise RuntimeError("GlueDataModule.set_tokenizer must be called before setup")
-        if stage in (None, "fit"):
-            self.featurize("train")
-        if stage in (None, "fit", "validate"):
-            for s in self.task.dev:
-                self.featurize(s)
-
-    def _loader(self, feats, shuffle: bool, bs: int) -> DataLoader:
-        return padded_loader(feats, self, shuffle, bs)
-
-    def train_dataloader(self):
-        return self._loader(self.featurize("train"), True, self.batch_size)
-
-    @property
-    def eval_splits(self) -> List[str]:
-        return list(self.task.dev)
-
-    def val_dataloader(self):
-        return [self._loader(self.featurize(s), False, self.eval_batch_size) for s in self.eval_splits]
-
-    def predict_loader(self, split: str) -> DataLoader:
-        return self._loader(self.featurize(split), False, self.eval_batch_size)
-
-    # -- evaluation and outputs ---------------------------------------------------------------------------------
-    def predictions(self, logits: np.ndarray) -> np.ndarray:
-        return logits[:, 0] if self.task.is_regression else logits.argmax(-1)
-
-    def evaluate(self, split: str, outputs: dict) -> dict:
-        """outputs: {'logits': (N, C), 'example_index': (N,)} gathered over the split."""
-        order = np.argsort(outputs["example_index"])
-        preds = self.predictions(outputs["logits"][order])
-        feats = self.featurize(split)
-        labels = np.asarray([f["labels"] for f in feats])
-        return METRICS[self.task.metric](preds, labels)
-
-    def label_names(self, preds: np.ndarray) -> List[str]:
+    # -- GLUE's submission files --------------------------------------------------------------------------------
+    def label_names(self, preds) -> List[str]:
         if self.task.is_regression:
             return [f"{min(5.0, max(0.0, float(p))):.3f}" for p in preds]
         return [self.task.labels[int(p)] for p in preds]
 
     def write_predictions(self, split: str, outputs: dict, out_dir: Path, submission: bool) -> Path:
-        """GLUE submission file (`index<TAB>prediction`, label names as in train.tsv) or dev predictions."""
-        order = np.argsort(outputs["example_index"])
-        preds = self.label_names(self.predictions(outputs["logits"][order]))
-        examples = self.read(split)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        name = self.task.test[split][1] if submission else f"dev_predictions_{split}.tsv"
-        path = out_dir / name
+        """predictions_<split>.jsonl (as every classification task); for a test split also the GLUE submission
+        file `submission/<NAME>.tsv` (`index<TAB>prediction`, label names as in train.tsv), whose path is returned."""
+        path = super().write_predictions(split, outputs, out_dir, submission)
+        if not submission:
+            return path
+        preds = self.label_names(self.predictions(self._ordered_logits(outputs)))
         buf = io.StringIO()
         w = csv.writer(buf, delimiter="\t", lineterminator="\n")
-        w.writerow(["index", "prediction"] if submission else ["index", "prediction", "label"])
-        for i, (e, p) in enumerate(zip(examples, preds)):
-            w.writerow([e.guid if submission else i, p] + ([] if submission else [e.label]))
-        atomic_write_text(path, buf.getvalue())
-        return path
+        w.writerow(["index", "prediction"])
+        for e, p in zip(self.read(split), preds):
+            w.writerow([e.guid, p])
+        sub = out_dir / "submission" / self.task.test[split][1]
+        sub.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(sub, buf.getvalue())
+        return sub

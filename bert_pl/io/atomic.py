@@ -11,7 +11,7 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO, XLACheckpointIO
 
-from .errors import UserError
+from bert_pl.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""After fitting: reload the best dev checkpoint, write dev predictions, test predictions and results.json."""
+"""After fitting: reload the best dev checkpoint, write dev and test predictions (through the task) and results.json."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .callbacks import atomic_write_text
+from bert_pl.io.atomic import atomic_write_text
 
 log = logging.getLogger("bert_pl")
 
@@ -34,7 +34,7 @@ def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: fl
         files.append(str(datamodule.write_predictions(split, outputs, output_dir, submission=False)))
     for split in datamodule.test_splits():
         outputs = predict_split(trainer, module, datamodule, split)
-        files.append(str(datamodule.write_predictions(split, outputs, output_dir / "submission", submission=True)))
+        files.append(str(datamodule.write_predictions(split, outputs, output_dir, submission=True)))
     results = {
         "task": cfg.task.name,
         "pretrained": str(cfg.pretrained),
@@ -43,6 +43,7 @@ def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: fl
         "lr": cfg.optimizer.lr,
         "batch_size": cfg.data.batch_size,
         "max_epochs": cfg.trainer.max_epochs,
+        **datamodule.results_info(),
         "history": history,
         "best": {"metric": datamodule.main_metric, "value": best["main"] if best else None,
                  "epoch": best["epoch"] if best else None, "checkpoint": best_path},

@@ -12,7 +12,7 @@ from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, process
 from tokenizers.models import WordPiece
 from tokenizers.trainers import WordPieceTrainer
 
-from .errors import UserError
+from bert_pl.errors import UserError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 REQUIRED_TOKENS = ["[UNK]", "[CLS]", "[SEP]", "[MASK]", "[PAD]"]
@@ -38,7 +38,7 @@ def _add_post_processor(tok: Tokenizer, source: str) -> Tokenizer:
     if missing:
         raise VocabError(
             f"{source}: the vocabulary lacks {', '.join(missing)}; a BERT vocab needs all of "
-            f"{', '.join(REQUIRED_TOKENS)} (use Google's vocab.txt, or leave tokenizer.vocab_file unset to train one)"
+            f"{', '.join(REQUIRED_TOKENS)} (use Google's vocab.txt, or leave data.tokenizer.path unset to train one)"
         )
     cls, sep = vocab["[CLS]"], vocab["[SEP]"]
     tok.post_processor = processors.TemplateProcessing(

@@ -11,7 +11,7 @@ from typing import List
 
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import UserConfigError, UserError  # noqa: F401  (UserConfigError is raised by entry points)
+from bert_pl.errors import UserConfigError, UserError  # noqa: F401  (UserConfigError is raised by entry points)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("bert_pl")
@@ -94,7 +94,7 @@ ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", 
 def model_dict(cfg_model, vocab_size: int, pretrained=None) -> dict:
     """The architecture: the checkpoint's when starting from one (run-time keys from the preset), else the preset's
     with the tokenizer's vocab size."""
-    from .checkpoints import config_for
+    from bert_pl.io.checkpoints import config_for
 
     preset = OmegaConf.to_container(cfg_model, resolve=True) if cfg_model is not None else {}
     preset.pop("_target_", None)

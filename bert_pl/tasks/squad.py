@@ -11,19 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import lightning as L
 import numpy as np
-from torch.utils.data import DataLoader
 
-from . import squad_metrics
-from .callbacks import atomic_write_text
-from .errors import UserError
-from .glue import padded_loader
+from bert_pl.io.atomic import atomic_write_text
+from bert_pl.tasks import squad_metrics
+from bert_pl.tasks.base import Task, TaskDataError
 
 log = logging.getLogger(__name__)
 
 
-class SquadDataError(UserError, ValueError):
+class SquadDataError(TaskDataError):
     pass
 
 
@@ -112,7 +109,7 @@ def articles_from_hub(name: str, split: str) -> List[dict]:
     """rajpurkar/squad(_v2) rows regrouped into SQuAD JSON articles, so both sources give the same examples."""
     import datasets
 
-    from .hub import require_online
+    from bert_pl.io.hub import require_online
 
     require_online(f"SQuAD ({name})", "data_dir=FOLDER with train-v1.1.json/dev-v1.1.json (or v2.0)")
     ds = datasets.load_dataset(name, split=split)
@@ -350,7 +347,7 @@ def postprocess(examples: List[SquadExample], meta: List[dict], start_logits, en
 
 
 # -- datamodule ----------------------------------------------------------------------------------------------------
-class SquadDataModule(L.LightningDataModule):
+class SquadDataModule(Task):
     head = "span"
     num_labels = 2
     labels = None
@@ -366,32 +363,21 @@ class SquadDataModule(L.LightningDataModule):
                  eval_batch_size: int = 64, num_workers: int = 0, static_shapes: bool = False,
                  limit_train_examples: Optional[int] = None, limit_eval_examples: Optional[int] = None,
                  seed: int = 0):
-        super().__init__()
+        super().__init__(max_seq_length, batch_size, eval_batch_size, num_workers, static_shapes, seed)
         if version not in (1, 2):
             raise SquadDataError(f"data.version={version}: use 1 (SQuAD v1.1) or 2 (SQuAD v2.0)")
         self.version, self.data_dir, self.source = version, Path(data_dir), source
         self.files = {"train": train_file or self.FILES[version][0], "dev": dev_file or self.FILES[version][1]}
-        self.max_seq_length, self.doc_stride, self.max_query_length = max_seq_length, doc_stride, max_query_length
+        self.doc_stride, self.max_query_length = doc_stride, max_query_length
         self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
         self.null_score_diff_threshold = null_score_diff_threshold
-        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
-        self.static_shapes, self.seed = static_shapes, seed
         self.limits = {"train": limit_train_examples, "dev": limit_eval_examples}
-        self.tokenizer = None
         self._articles: Dict[str, List[dict]] = {}
         self._examples: Dict[str, List[SquadExample]] = {}
         self._features: Dict[str, tuple] = {}
         self.last_eval: Dict[str, tuple] = {}
 
     eval_splits = ["dev"]
-
-    def set_tokenizer(self, tokenizer) -> None:
-        from tokenizers import Tokenizer
-
-        tok = Tokenizer.from_str(tokenizer.to_str())
-        tok.no_truncation()
-        tok.no_padding()
-        self.tokenizer = tok
 
     def articles(self, split: str) -> List[dict]:
         if split not in self._articles:
@@ -421,22 +407,8 @@ class SquadDataModule(L.LightningDataModule):
                 is_training=split == "train")
         return self._features[split]
 
-    def setup(self, stage: Optional[str] = None):
-        if stage in (None, "fit"):
-            self.featurize("train")
-        self.featurize("dev")
-
-    def _loader(self, feats, shuffle: bool, bs: int) -> DataLoader:
-        return padded_loader(feats, self, shuffle, bs)
-
-    def train_dataloader(self):
-        return self._loader(self.featurize("train")[0], True, self.batch_size)
-
-    def val_dataloader(self):
-        return [self._loader(self.featurize("dev")[0], False, self.eval_batch_size)]
-
-    def predict_loader(self, split: str):
-        return self._loader(self.featurize(split)[0], False, self.eval_batch_size)
+    def features(self, split: str) -> List[dict]:
+        return self.featurize(split)[0]
 
     def test_splits(self) -> List[str]:
         return []  # SQuAD's test sets are hidden

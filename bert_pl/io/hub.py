@@ -5,7 +5,7 @@ import functools
 import os
 import socket
 
-from .errors import UserError
+from bert_pl.errors import UserError
 
 
 class OfflineError(UserError, RuntimeError):

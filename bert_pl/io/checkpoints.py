@@ -19,9 +19,10 @@ from typing import Dict, Optional
 
 import torch
 
-from . import tokenization
-from .errors import UserError
-from .modeling import BertConfig
+from bert_pl.io import tokenization
+from bert_pl.errors import UserError
+from bert_pl.model.bert import BertConfig
+from bert_pl.model.heads import HEADS, head_of
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,7 @@ class Checkpoint:
 
     @property
     def head(self) -> str:
-        keys = self.state_dict.keys()
-        if any(k.startswith("qa_outputs.") for k in keys):
-            return "span"
-        if any(k.startswith("classifier.") for k in keys):
-            return "classification"
-        return "pretraining"
+        return head_of(self.state_dict.keys(), self.info)
 
 
 def _fix_names(sd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
@@ -112,9 +108,11 @@ def _load_hf(folder: Path) -> Checkpoint:
         sd = _torch_load(folder / "pytorch_model.bin")
     else:
         raise CheckpointError(f"{folder}: has config.json but no model.safetensors or pytorch_model.bin")
-    info = {}
-    if "id2label" in raw_cfg and any(a.endswith("SequenceClassification") for a in raw_cfg.get("architectures", [])):
+    info = {"architectures": list(raw_cfg.get("architectures") or [])}
+    if "id2label" in raw_cfg and HEADS[head_of(sd.keys(), info)].takes_labels:
         info["labels"] = [raw_cfg["id2label"][str(i)] for i in range(len(raw_cfg["id2label"]))]
+    if raw_cfg.get("problem_type") in _HF_PROBLEM_TYPES.values():
+        info["problem_type"] = {v: k for k, v in _HF_PROBLEM_TYPES.items()}[raw_cfg["problem_type"]]
     return Checkpoint(BertConfig.from_dict(raw_cfg), _fix_names(sd), _tokenizer_json_from_folder(folder),
                       str(folder), "huggingface", info)
 
@@ -169,7 +167,7 @@ def _load_tf(folder: Path) -> Checkpoint:
 
 
 def _fetch_hub(repo_id: str) -> Path:
-    from .hub import require_online
+    from bert_pl.io.hub import require_online
 
     require_online(f"pretrained={repo_id!r}", "pretrained=/path/to/a/local/folder (Hugging Face or Google format) "
                                               "or a bert-pl .ckpt")
@@ -263,7 +261,7 @@ def load_into(model: torch.nn.Module, pretrained, ckpt: Optional[Checkpoint] = N
             if key.endswith("word_embeddings.weight") or key == "cls.predictions.bias":
                 raise CheckpointError(f"{ckpt.source}: {key} has shape {tuple(value.shape)} but the model expects "
                                       f"{tuple(own[key].shape)}: build the model from the checkpoint's config")
-            if key.startswith(("classifier.", "qa_outputs.")):
+            if key.startswith(tuple(h.weight_prefix for h in HEADS.values() if h.name != "pretraining")):
                 log.info("%s: %s has shape %s, the task needs %s: re-initialised", ckpt.source, key,
                          tuple(value.shape), tuple(own[key].shape))
                 del sd[key]
@@ -289,17 +287,21 @@ def _summarise(keys) -> str:
 
 
 # -- writing -----------------------------------------------------------------------------------------------------
-def hf_config(cfg: BertConfig, head: str, labels=None) -> dict:
+_HF_PROBLEM_TYPES = {"single_label": "single_label_classification", "regression": "regression",
+                     "multi_label": "multi_label_classification"}
+
+
+def hf_config(cfg: BertConfig, head: str, labels=None, problem_type: Optional[str] = None) -> dict:
     d = {k: v for k, v in cfg.to_dict().items() if k != "unpad"}
     d.update(model_type="bert", pad_token_id=0, position_embedding_type="absolute")
-    d["architectures"] = [{"pretraining": "BertForPreTraining", "classification": "BertForSequenceClassification",
-                           "span": "BertForQuestionAnswering"}[head]]
-    if head == "classification" and labels is not None:
+    d["architectures"] = [HEADS[head].hf_architecture]
+    if HEADS[head].takes_labels and labels is not None:
         d["id2label"] = {str(i): str(lab) for i, lab in enumerate(labels)}
         d["label2id"] = {str(lab): i for i, lab in enumerate(labels)}
         d["num_labels"] = len(labels)
-        if len(labels) == 1:
-            d["problem_type"] = "regression"
+        problem_type = problem_type or ("regression" if len(labels) == 1 else None)
+        if problem_type:
+            d["problem_type"] = _HF_PROBLEM_TYPES[problem_type]
     return d
 
 
@@ -312,9 +314,10 @@ def save_huggingface(ckpt: Checkpoint, out_dir) -> Path:
     head = ckpt.head
     sd = {k: v.detach().contiguous().clone() for k, v in ckpt.state_dict.items()}
     labels = ckpt.info.get("labels")
-    if head == "classification" and labels is None:
-        labels = [str(i) for i in range(sd["classifier.weight"].shape[0])]
-    (out / "config.json").write_text(json.dumps(hf_config(ckpt.config, head, labels), indent=2))
+    if HEADS[head].takes_labels and labels is None:
+        labels = [str(i) for i in range(sd[HEADS[head].weight_prefix + "weight"].shape[0])]
+    config = hf_config(ckpt.config, head, labels, ckpt.info.get("problem_type"))
+    (out / "config.json").write_text(json.dumps(config, indent=2))
     save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
     if ckpt.tokenizer_json:
         tok = tokenization.from_json_string(ckpt.tokenizer_json)
@@ -333,9 +336,9 @@ def save_ours(ckpt: Checkpoint, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"state_dict": {"model." + k: v for k, v in ckpt.state_dict.items()},
-               "bert_pl": {"config": ckpt.config.to_dict(), "head": ckpt.head, "tokenizer": ckpt.tokenizer_json,
-                           **ckpt.info}}
-    from .callbacks import atomic_torch_save
+               "bert_pl": {**ckpt.info, "config": ckpt.config.to_dict(), "head": ckpt.head,
+                           "tokenizer": ckpt.tokenizer_json}}
+    from bert_pl.io.atomic import atomic_torch_save
 
     atomic_torch_save(payload, path)
     return path

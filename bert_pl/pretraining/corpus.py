@@ -18,7 +18,7 @@ import sysconfig
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
-from .errors import UserError
+from bert_pl.errors import UserError
 
 Document = List[str]
 
@@ -47,12 +47,12 @@ def _expand(paths: Sequence[str]) -> List[Path]:
         if path.is_dir():
             found = sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
             if not found:
-                raise CorpusError(f"corpus folder {path} holds no files; point data.paths at text files")
+                raise CorpusError(f"corpus folder {path} holds no files; point data.source.paths at text files")
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            raise CorpusError(f"corpus path {path} does not exist; set data.paths to existing files or folders")
+            raise CorpusError(f"corpus path {path} does not exist; set data.source.paths to existing files or folders")
     return files
 
 
@@ -66,7 +66,7 @@ def _lines(path: Path, encoding_errors: str) -> Iterator[str]:
                 if encoding_errors == "strict":
                     raise CorpusError(
                         f"{path}:{lineno}: invalid UTF-8 at byte {e.start} of the line; re-encode the file as UTF-8 "
-                        f"or set data.encoding_errors=replace to replace bad bytes"
+                        f"or set data.source.encoding_errors=replace to replace bad bytes"
                     ) from None
                 yield raw.decode("utf-8", errors=encoding_errors)
 
@@ -113,10 +113,10 @@ def hub_documents(name: str, config: Optional[str] = None, split: str = "train",
         ds = datasets.load_from_disk(str(local))
         ds = ds[split] if isinstance(ds, datasets.DatasetDict) else ds
     else:
-        from .hub import require_online
+        from bert_pl.io.hub import require_online
 
         if not local.exists():
-            require_online(f"dataset {name!r}", "data.name=/path/to/a/local/copy or data=text data.paths=FILES")
+            require_online(f"dataset {name!r}", "data.source.name=/path/to/a/local/copy or data=text data.source.paths=[FILES]")
         ds = datasets.load_dataset(name, config, split=split, streaming=streaming, revision=revision)
     if parts > 1:
         from datasets.distributed import split_dataset_by_node

@@ -1,0 +1,129 @@
+"""Task heads on the encoder, and the one registry of heads (`HEADS`).
+
+A head is a model class plus what the rest of the project needs to know about it: which outputs are gathered for
+evaluation, whether they are ragged (one row per feature of varying width), and the Hugging Face architecture name
+and weight prefix used to export and recognise checkpoints. A new task family registers its head here once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bert_pl.model.bert import BertConfig, BertForPreTraining, BertModel, init_weights
+
+PROBLEM_TYPES = ("single_label", "regression", "multi_label")
+
+
+class BertForSequenceClassification(nn.Module):
+    """Pooled [CLS] output -> dropout -> one linear layer. The loss follows `problem_type`: softmax cross-entropy
+    (single_label), MSE on one output (regression, as STS-B; the default when num_labels=1), or a sigmoid + binary
+    cross-entropy per label (multi_label)."""
+
+    def __init__(self, config: BertConfig, num_labels: int, classifier_dropout: Optional[float] = None,
+                 problem_type: Optional[str] = None):
+        super().__init__()
+        problem_type = problem_type or ("regression" if num_labels == 1 else "single_label")
+        if problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"problem_type={problem_type!r} is not one of {PROBLEM_TYPES}")
+        self.config = config
+        self.num_labels = num_labels
+        self.problem_type = problem_type
+        self.bert = BertModel(config)
+        p = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        init_weights(self, config.initializer_range)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
+        pooled = self.bert(input_ids, token_type_ids, attention_mask)["pooled_output"]
+        logits = self.classifier(self.dropout(pooled))
+        loss = None
+        if labels is not None:
+            if self.problem_type == "regression":
+                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
+            elif self.problem_type == "multi_label":
+                loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+            else:
+                loss = F.cross_entropy(logits.float(), labels)
+        return {"logits": logits, "loss": loss}
+
+
+class BertForQuestionAnswering(nn.Module):
+    """Sequence output -> one linear layer giving start and end logits; loss = mean of the two cross-entropies."""
+
+    def __init__(self, config: BertConfig, **_unused):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        init_weights(self, config.initializer_range)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, start_positions=None, end_positions=None):
+        seq = self.bert(input_ids, token_type_ids, attention_mask)["sequence_output"]
+        start_logits, end_logits = self.qa_outputs(seq).float().unbind(-1)
+        loss = None
+        if start_positions is not None:
+            loss = (F.cross_entropy(start_logits, start_positions) + F.cross_entropy(end_logits, end_positions)) / 2
+        return {"start_logits": start_logits, "end_logits": end_logits, "loss": loss}
+
+
+@dataclass(frozen=True)
+class Head:
+    """What the project knows about one head: its model class, the outputs gathered for evaluation (`ragged`: one
+    array per feature, of varying width, as SQuAD's logits over each window), and its Hugging Face names."""
+
+    name: str
+    model: type
+    outputs: Tuple[str, ...]
+    hf_architecture: str
+    weight_prefix: str          # the head's own parameters (e.g. "classifier."), absent from a bare encoder
+    ragged: bool = False
+    takes_labels: bool = False  # the model class takes num_labels (and the labels go into exported configs)
+
+    def build(self, config: BertConfig, **kwargs) -> nn.Module:
+        return self.model(config, **kwargs)
+
+    def gather(self, parts: Dict[str, list]) -> dict:
+        """Concatenate per-batch outputs (lists of CPU tensors) into numpy arrays (ragged: a list per feature)."""
+        out = {}
+        for key, tensors in parts.items():
+            if self.ragged and key in self.outputs:
+                out[key] = [row.numpy() for t in tensors for row in t]
+            else:
+                out[key] = torch.cat(tensors).numpy()
+        return out
+
+
+HEADS: Dict[str, Head] = {h.name: h for h in [
+    Head("pretraining", BertForPreTraining, ("mlm_logits", "nsp_logits"), "BertForPreTraining", "cls."),
+    Head("classification", BertForSequenceClassification, ("logits",), "BertForSequenceClassification",
+         "classifier.", takes_labels=True),
+    Head("span", BertForQuestionAnswering, ("start_logits", "end_logits"), "BertForQuestionAnswering",
+         "qa_outputs.", ragged=True),
+]}
+
+
+def get_head(name: str) -> Head:
+    if name not in HEADS:
+        raise ValueError(f"unknown head {name!r}; registered heads: {', '.join(HEADS)}")
+    return HEADS[name]
+
+
+def head_of(state_dict_keys, info: Optional[dict] = None) -> str:
+    """Which head a checkpoint holds: as recorded (bert-pl `head`, HF `architectures`), else by weight prefix."""
+    info = info or {}
+    if info.get("head") in HEADS:
+        return info["head"]
+    for arch in info.get("architectures") or []:
+        for head in HEADS.values():
+            if head.hf_architecture == arch:
+                return head.name
+    keys = list(state_dict_keys)
+    for head in HEADS.values():
+        if head.name != "pretraining" and any(k.startswith(head.weight_prefix) for k in keys):
+            return head.name
+    return "pretraining"

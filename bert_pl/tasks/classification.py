@@ -1,0 +1,522 @@
+"""Sequence classification on your own data: single-label, regression or multi-label, one text or a pair.
+
+    python finetune.py task=text_classification pretrained=PATH data.train_file=train.csv data.validation_file=dev.csv
+
+Files are read by extension (`.csv`, `.tsv`, `.json` (an array or JSON lines), `.jsonl`, `.parquet`) or from a
+`datasets` hub dataset (`data.hub=NAME`, online). Rows stream through tokenisation in chunks into flat arrays
+(`FeatureTable`), so a large file costs its token ids, not Python objects per row. The GLUE preset
+(`bert_pl.tasks.glue`) is this task with GLUE's readers, label sets and submission files.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import logging
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from bert_pl.io.atomic import atomic_write_text
+from bert_pl.tasks.base import Task, TaskDataError
+from bert_pl.tasks.metrics import check_main_metric, classification_metrics, metric_names
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
+# Column pairs/singles looked for when data.text_columns is not given, in this order.
+TEXT_COLUMN_CANDIDATES = (("sentence1", "sentence2"), ("premise", "hypothesis"), ("question", "sentence"),
+                          ("question1", "question2"), ("text",), ("sentence",))
+ID_COLUMN_CANDIDATES = ("id", "idx", "index", "guid")
+CHUNK = 4096  # rows tokenised at a time
+
+
+# -- reading -------------------------------------------------------------------------------------------------------
+def read_rows(path: Path) -> Tuple[List[str], Iterator[Tuple[int, dict]]]:
+    """(column names, iterator of (line or row number, row dict)) for a local file, chosen by extension."""
+    path = Path(path)
+    if not path.is_file():
+        where = path.resolve().parent
+        raise TaskDataError(f"data file {path} not found (looked in {where}); check data.train_file / "
+                            f"data.validation_file / data.test_file")
+    suffix = path.suffix.lower()
+    if suffix not in EXTENSIONS:
+        raise TaskDataError(f"{path}: unsupported extension {suffix!r}; supported: {', '.join(EXTENSIONS)}")
+    if path.stat().st_size == 0:
+        raise TaskDataError(f"{path}: the file is empty")
+    if suffix in (".csv", ".tsv"):
+        return _read_delimited(path, "\t" if suffix == ".tsv" else ",")
+    if suffix == ".parquet":
+        return _read_parquet(path)
+    return _read_json(path)
+
+
+def _read_delimited(path: Path, delimiter: str):
+    f = open(path, encoding="utf-8-sig", newline="")
+    # TSV: quotes are text (tabs never occur inside a field); CSV: standard quoting.
+    reader = csv.reader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL)
+    try:
+        header = next(reader)
+    except StopIteration:
+        f.close()
+        raise TaskDataError(f"{path}: the file is empty") from None
+    except csv.Error as e:
+        f.close()
+        raise TaskDataError(f"{path}: line 1: {e}") from None
+    header = [h.strip() for h in header]
+
+    def rows():
+        with f:
+            try:
+                for row in reader:
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue  # blank line
+                    if len(row) != len(header):
+                        raise TaskDataError(f"{path}: line {reader.line_num}: {len(row)} fields, the header has "
+                                            f"{len(header)} ({', '.join(header)}); quote fields that contain "
+                                            f"{'tabs' if delimiter == chr(9) else 'commas'}")
+                    yield reader.line_num, dict(zip(header, row))
+            except csv.Error as e:
+                raise TaskDataError(f"{path}: line {reader.line_num}: {e}") from None
+
+    return header, rows()
+
+
+def _read_json(path: Path):
+    with open(path, encoding="utf-8-sig") as f:
+        head = f.read(4096).lstrip()
+    if head.startswith("["):  # one JSON array of objects
+        try:
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
+        except json.JSONDecodeError as e:
+            raise TaskDataError(f"{path}: not valid JSON ({e})") from None
+        items = [(i + 1, r) for i, r in enumerate(data)]
+    else:
+        items = None
+    first = None
+
+    def json_lines():
+        with open(path, encoding="utf-8-sig") as f:
+            for lineno, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield lineno, json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise TaskDataError(f"{path}: line {lineno}: not valid JSON ({e.msg}); expected one "
+                                            f"object per line (JSON lines) or one JSON array") from None
+
+    source = iter(items) if items is not None else json_lines()
+    first = next(source, None)
+    if first is None:
+        raise TaskDataError(f"{path}: holds no rows")
+
+    def rows():
+        for lineno, row in itertools.chain([first], source):
+            if not isinstance(row, dict):
+                raise TaskDataError(f"{path}: row {lineno}: expected an object with named fields, got "
+                                    f"{type(row).__name__}")
+            yield lineno, row
+
+    return list(first[1].keys()) if isinstance(first[1], dict) else [], rows()
+
+
+def _read_parquet(path: Path):
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(str(path))
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise TaskDataError(f"{path}: not a readable parquet file ({e})") from None
+
+    def rows():
+        n = 0
+        for batch in pf.iter_batches(batch_size=CHUNK):
+            for row in batch.to_pylist():
+                n += 1
+                yield n, row
+
+    return list(pf.schema_arrow.names), rows()
+
+
+def read_hub_rows(name: str, config: Optional[str], split: str):
+    """(columns, rows, ClassLabel names or None) of a `datasets` hub split (online only)."""
+    import datasets
+
+    from bert_pl.io.hub import require_online
+
+    require_online(f"the hub dataset {name}", "data.train_file=... data.validation_file=... (local csv/tsv/json/"
+                                              "jsonl/parquet files)")
+    ds = datasets.load_dataset(name, config, split=split)
+    names = {c: f.names for c, f in ds.features.items() if hasattr(f, "names")}
+    return list(ds.column_names), ((i + 1, r) for i, r in enumerate(ds)), names
+
+
+# -- features ------------------------------------------------------------------------------------------------------
+class FeatureTable(torch.utils.data.Dataset):
+    """Tokenised rows in flat arrays: token ids (int32), row offsets, where segment B starts, labels, row ids.
+    Indexing builds one feature dict for the collator."""
+
+    def __init__(self):
+        self._ids: List[np.ndarray] = []
+        self._lengths: List[int] = []
+        self._b_start: List[int] = []
+        self.labels: list = []
+        self.row_ids: List[str] = []
+        self.gold: list = []  # the label as read (strings / list / float), for prediction files
+        self.ids = np.zeros(0, dtype=np.int32)
+        self.offsets = np.zeros(1, dtype=np.int64)
+
+    def add(self, ids: Sequence[int], b_start: int, label, row_id: str, gold) -> None:
+        self._ids.append(np.asarray(ids, dtype=np.int32))
+        self._lengths.append(len(ids))
+        self._b_start.append(b_start)
+        self.labels.append(label)
+        self.row_ids.append(row_id)
+        self.gold.append(gold)
+        if len(self._ids) >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._ids:
+            self.ids = np.concatenate([self.ids, *self._ids])
+            self._ids = []
+
+    def finish(self) -> "FeatureTable":
+        self._flush()
+        self.offsets = np.concatenate([[0], np.cumsum(self._lengths, dtype=np.int64)])
+        self.b_start = np.asarray(self._b_start, dtype=np.int32)
+        del self._lengths, self._b_start
+        return self
+
+    def __len__(self) -> int:
+        return len(self.row_ids)
+
+    def __getitem__(self, i: int) -> dict:
+        ids = self.ids[self.offsets[i]:self.offsets[i + 1]]
+        types = np.zeros(len(ids), dtype=np.int64)
+        types[self.b_start[i]:] = 1
+        f = {"input_ids": ids.astype(np.int64), "token_type_ids": types, "example_index": i}
+        if self.labels[i] is not None:
+            f["labels"] = self.labels[i]
+        return f
+
+
+def _natural_key(label: str):
+    """Integers in numeric order, then everything else alphabetically: ["1", "2", "10", "neg", "pos"]."""
+    try:
+        return (0, float(label), "")
+    except ValueError:
+        return (1, 0.0, label)
+
+
+class TextClassificationTask(Task):
+    """`task=text_classification`: the user's own files, or a hub dataset. See conf/task/text_classification.yaml
+    for every key."""
+
+    head = "classification"
+
+    def __init__(self, train_file: Optional[str] = None, validation_file: Optional[str] = None,
+                 test_file: Optional[str] = None, hub: Optional[str] = None, hub_config: Optional[str] = None,
+                 hub_splits: Optional[dict] = None, text_columns: Optional[Sequence[str]] = None,
+                 label_column: str = "label", id_column: Optional[str] = None, labels: Optional[Sequence] = None,
+                 label_type: str = "str", multi_label: bool = False, label_separator: str = ",",
+                 main_metric: Optional[str] = None, on_bad_row: str = "error", max_seq_length: int = 128,
+                 batch_size: int = 32, eval_batch_size: int = 64, num_workers: int = 0, static_shapes: bool = False,
+                 limit_train_examples: Optional[int] = None, limit_eval_examples: Optional[int] = None,
+                 seed: int = 0):
+        super().__init__(max_seq_length, batch_size, eval_batch_size, num_workers, static_shapes, seed)
+        if label_type not in ("str", "float"):
+            raise TaskDataError(f"data.label_type={label_type!r}: use str (classes) or float (regression)")
+        if multi_label and label_type == "float":
+            raise TaskDataError("data.multi_label=true takes class labels: drop data.label_type=float")
+        if on_bad_row not in ("skip", "error"):
+            raise TaskDataError(f"data.on_bad_row={on_bad_row!r}: use skip or error")
+        if text_columns is not None and not 1 <= len(text_columns) <= 2:
+            raise TaskDataError(f"data.text_columns={list(text_columns)}: give one column, or two for a pair")
+        self.files = {"train": train_file, "dev": validation_file, "test": test_file}
+        if hub is None and not train_file:
+            raise TaskDataError("no training data: pass data.train_file=PATH (and data.validation_file=PATH), or "
+                                "data.hub=NAME for a `datasets` hub dataset (online)")
+        if hub is None and not validation_file:
+            raise TaskDataError("no validation data: pass data.validation_file=PATH (the best epoch is chosen on it)")
+        self.hub, self.hub_config = hub, hub_config
+        self.hub_splits = {"train": "train", "dev": "validation", "test": "test", **dict(hub_splits or {})}
+        self.text_columns = list(text_columns) if text_columns is not None else None
+        self.label_column, self.id_column = label_column, id_column
+        self.kind = "multi_label" if multi_label else "regression" if label_type == "float" else "single_label"
+        self.label_separator = label_separator
+        self._labels = [str(x) for x in labels] if labels is not None else None
+        self._main_metric = main_metric
+        self.on_bad_row = on_bad_row
+        self.limits = {"train": limit_train_examples, "dev": limit_eval_examples}
+        self._features: Dict[str, FeatureTable] = {}
+        self._hub_label_names: Dict[str, List[str]] = {}
+
+    # -- contract: what the model needs -------------------------------------------------------------------------
+    @property
+    def labels(self) -> List[str]:
+        if self.kind == "regression":
+            return ["score"]
+        if self._labels is None:
+            self._labels = self._labels_from_train()
+        return self._labels
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.labels)
+
+    def head_kwargs(self) -> dict:
+        return {"num_labels": self.num_labels, "problem_type": self.kind}
+
+    @property
+    def main_metric(self) -> str:
+        try:
+            return check_main_metric(self._main_metric, self.kind, self.num_labels)
+        except ValueError as e:
+            raise TaskDataError(f"data.main_metric: {e}") from None
+
+    def prepare(self) -> None:
+        """Fix the label set, check data.main_metric, and read and tokenise every split now, so that a bad row in
+        a dev or test file stops the run before training, not after it."""
+        if self.kind != "regression" and len(self.labels) < (1 if self.kind == "multi_label" else 2):
+            raise TaskDataError(f"{self._describe('train')}: only the label(s) {self.labels} occur; a classifier "
+                                f"needs at least two (or pass data.labels=[...])")
+        self.main_metric  # noqa: B018 - validates data.main_metric before training
+        for split in ["train", *self.eval_splits, *self.test_splits()]:
+            self.features(split)
+
+    def test_splits(self) -> List[str]:
+        if self.files["test"]:
+            return ["test"]
+        return ["test"] if self.hub and self._hub_has("test") else []
+
+    def split_kind(self, split: str) -> str:
+        """train, dev (labelled, evaluated) or test (labels optional, predicted only)."""
+        return split if split in ("train", "test") else "dev"
+
+    # -- reading ------------------------------------------------------------------------------------------------
+    def _describe(self, split: str) -> str:
+        return str(self.files.get(split) or f"{self.hub}[{self.hub_splits.get(split)}]")
+
+    def _hub_has(self, split: str) -> bool:
+        import datasets
+
+        try:
+            return self.hub_splits[split] in datasets.get_dataset_split_names(self.hub, self.hub_config)
+        except Exception:  # noqa: BLE001 - offline or unknown: no test split
+            return False
+
+    def rows(self, split: str) -> Tuple[List[str], Iterator[Tuple[int, dict]]]:
+        """(columns, (line, row) iterator) of a split: a local file when given, else the hub split."""
+        if self.files.get(split):
+            return read_rows(Path(self.files[split]))
+        columns, rows, names = read_hub_rows(self.hub, self.hub_config, self.hub_splits[split])
+        if self.label_column in names:
+            self._hub_label_names[split] = names[self.label_column]
+        return columns, rows
+
+    def _text_columns(self, columns: List[str], where: str) -> List[str]:
+        if self.text_columns is not None:
+            missing = [c for c in self.text_columns if c not in columns]
+            if missing:
+                raise TaskDataError(f"{where}: no column(s) {missing}; columns found: {columns}. Set "
+                                    f"data.text_columns=[...] to the text column(s)")
+            return self.text_columns
+        for candidate in TEXT_COLUMN_CANDIDATES:
+            if all(c in columns for c in candidate):
+                return list(candidate)
+        raise TaskDataError(f"{where}: no text column found among {columns}; set data.text_columns=[COLUMN] or "
+                            f"[COLUMN_A,COLUMN_B] for pairs")
+
+    def _label_value(self, raw, split: str):
+        """The label as strings (list for multi-label) or a float; raises ValueError with the reason."""
+        names = self._hub_label_names.get(split)
+        if names is not None and isinstance(raw, int) and not isinstance(raw, bool):
+            raw = names[raw] if 0 <= raw < len(names) else None
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            raise ValueError("the label is empty")
+        if self.kind == "regression":
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"label {raw!r} is not a number (data.label_type=float)") from None
+            if not np.isfinite(value):
+                raise ValueError(f"label {raw!r} is not a finite number")
+            return value
+        if self.kind == "multi_label":
+            items = raw if isinstance(raw, (list, tuple)) else str(raw).split(self.label_separator)
+            return sorted({str(x).strip() for x in items if str(x).strip()})
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)  # 1.0 in a parquet/JSON column is the class "1"
+        return str(raw).strip()
+
+    def _labels_from_train(self) -> List[str]:
+        seen = set()
+        columns, rows = self.rows("train")
+        if self.label_column not in columns:
+            raise TaskDataError(f"{self._describe('train')}: no label column {self.label_column!r}; columns found: "
+                                f"{columns}. Set data.label_column=NAME")
+        limit = self.limits["train"]
+        for n, (lineno, row) in enumerate(rows):
+            if limit and n >= limit:
+                break
+            try:
+                value = self._label_value(row.get(self.label_column), "train")
+            except ValueError:
+                continue  # reported with the row when the split is read
+            seen.update(value if isinstance(value, list) else [value])
+        if not seen:
+            raise TaskDataError(f"{self._describe('train')}: no usable label in column {self.label_column!r}")
+        return sorted(seen, key=_natural_key)
+
+    def features(self, split: str) -> FeatureTable:
+        if split not in self._features:
+            self._features[split] = self._featurize(split)
+        return self._features[split]
+
+    def _featurize(self, split: str) -> FeatureTable:
+        where = self._describe(split)
+        columns, rows = self.rows(split)
+        text_cols = self._text_columns(columns, where)
+        kind = self.split_kind(split)
+        labelled = self.label_column in columns and kind != "test"
+        if kind != "test" and not labelled:
+            raise TaskDataError(f"{where}: no label column {self.label_column!r}; columns found: {columns}. Set "
+                                f"data.label_column=NAME")
+        id_col = self.id_column or next((c for c in ID_COLUMN_CANDIDATES if c in columns), None)
+        if self.id_column and self.id_column not in columns:
+            raise TaskDataError(f"{where}: no id column {self.id_column!r}; columns found: {columns}")
+        label_index = {name: i for i, name in enumerate(self.labels)} if self.kind != "regression" else None
+        limit = self.limits.get(kind)  # test splits are never cut: every row gets a prediction
+        table, bad, n = FeatureTable(), [], 0
+        chunk: List[tuple] = []
+
+        def flush():
+            texts = [c[1] for c in chunk]
+            enc = self._encode(texts)
+            for (row_id, _, label, gold), ids, b_start in zip(chunk, *enc):
+                table.add(ids, b_start, label, row_id, gold)
+            chunk.clear()
+
+        for row_number, (lineno, row) in enumerate(rows):
+            if limit and n >= limit:
+                break
+            problem, label, gold = None, None, None
+            texts = tuple("" if row.get(c) is None else str(row.get(c)) for c in text_cols)
+            if not texts[0].strip() or (len(texts) == 2 and not texts[1].strip()):
+                problem = f"empty text in column {text_cols[0] if not texts[0].strip() else text_cols[1]!r}"
+            elif labelled:
+                try:
+                    gold = self._label_value(row.get(self.label_column), split)
+                    label = self._encode_label(gold, label_index)
+                except ValueError as e:
+                    problem = str(e)
+            if problem:
+                bad.append(f"{where}: row {lineno}: {problem}")
+                if self.on_bad_row == "error":
+                    raise TaskDataError(f"{bad[-1]}; fix the row, or set data.on_bad_row=skip to skip such rows")
+                continue
+            row_id = str(row[id_col]) if id_col and row.get(id_col) is not None else str(row_number)
+            chunk.append((row_id, texts, label, gold))
+            n += 1
+            if len(chunk) >= CHUNK:
+                flush()
+        if chunk:
+            flush()
+        if bad:
+            log.warning("%s: skipped %d bad row(s), e.g. %s", where, len(bad), "; ".join(bad[:3]))
+        if n == 0 and kind != "test":
+            raise TaskDataError(f"{where}: no usable rows")
+        return table.finish()
+
+    def _encode_label(self, gold, label_index):
+        if self.kind == "regression":
+            return float(gold)
+        unknown = [g for g in (gold if isinstance(gold, list) else [gold]) if g not in label_index]
+        if unknown:
+            raise ValueError(f"label {unknown[0]!r} is not among the training labels {self.labels} (or data.labels)")
+        if self.kind == "multi_label":
+            hot = [0.0] * len(label_index)
+            for g in gold:
+                hot[label_index[g]] = 1.0
+            return hot
+        return label_index[gold]
+
+    def set_tokenizer(self, tokenizer) -> None:
+        super().set_tokenizer(tokenizer)
+        # pairs trim the longer segment first, one token at a time (as Google's run_classifier)
+        self.tokenizer.enable_truncation(self.max_seq_length, strategy="longest_first")
+
+    def _encode(self, texts: List[tuple]):
+        """Token ids and where segment B starts (the row's length for a single text)."""
+        tok = self.tokenizer
+        if len(texts[0]) == 2:
+            enc = tok.encode_batch([(a, b) for a, b in texts])
+        else:
+            enc = tok.encode_batch([t[0] for t in texts])
+        ids = [e.ids for e in enc]
+        b_starts = [(e.type_ids.index(1) if 1 in e.type_ids else len(e.ids)) for e in enc]
+        return ids, b_starts
+
+    # -- contract: scoring and outputs --------------------------------------------------------------------------
+    def predictions(self, logits: np.ndarray) -> np.ndarray:
+        if self.kind == "regression":
+            return logits[:, 0]
+        if self.kind == "multi_label":
+            return (logits > 0).astype(np.int64)  # sigmoid(x) > 0.5
+        return logits.argmax(-1)
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        if self.kind == "multi_label":
+            return 1 / (1 + np.exp(-logits))
+        z = np.exp(logits - logits.max(-1, keepdims=True))
+        return z / z.sum(-1, keepdims=True)
+
+    def _ordered_logits(self, outputs: dict) -> np.ndarray:
+        return outputs["logits"][np.argsort(outputs["example_index"], kind="stable")]
+
+    def evaluate(self, split: str, outputs: dict) -> dict:
+        preds = self.predictions(self._ordered_logits(outputs))
+        table = self.features(split)
+        labels = np.asarray(table.labels, dtype=np.float64 if self.kind == "regression" else None)
+        return classification_metrics(preds, labels, self.kind, self.num_labels)
+
+    def metric_names(self) -> List[str]:
+        return metric_names(self.kind, self.num_labels)
+
+    def prediction_rows(self, split: str, outputs: dict) -> List[dict]:
+        """One dict per input row, in input order: id, predicted label(s) and probabilities (or score)."""
+        logits = self._ordered_logits(outputs)
+        preds = self.predictions(logits)
+        table = self.features(split)
+        out = []
+        if self.kind == "regression":
+            for i, p in enumerate(preds):
+                out.append({"id": table.row_ids[i], "score": round(float(p), 6)})
+        else:
+            probs = self.probabilities(logits)
+            for i, p in enumerate(preds):
+                row = {"id": table.row_ids[i]}
+                if self.kind == "multi_label":
+                    row["labels"] = [self.labels[j] for j in np.flatnonzero(p)]
+                else:
+                    row["label"] = self.labels[int(p)]
+                row["probabilities"] = {name: round(float(q), 6) for name, q in zip(self.labels, probs[i])}
+                out.append(row)
+        for i, row in enumerate(out):
+            if table.gold[i] is not None:
+                row["gold"] = table.gold[i]
+        return out
+
+    def write_predictions(self, split: str, outputs: dict, out_dir: Path, submission: bool) -> Path:
+        """`predictions_<split>.jsonl`: one JSON object per input row, in input order."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"predictions_{split}.jsonl"
+        lines = [json.dumps(r, ensure_ascii=False) for r in self.prediction_rows(split, outputs)]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+        return path
+
+    def results_info(self) -> dict:
+        return {"labels": self.labels, "problem_type": self.kind}

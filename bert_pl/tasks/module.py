@@ -1,0 +1,76 @@
+"""The fine-tuning LightningModule: a pretrained encoder + one task head; the task datamodule evaluates."""
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Optional
+
+from bert_pl.model.heads import get_head
+from bert_pl.training.module import BertModule
+
+
+class FinetuneModule(BertModule):
+    """A pretrained encoder + one task head. The task (a `bert_pl.tasks.base.Task` datamodule) owns everything
+    task-specific: it names the head and its arguments, and evaluates the gathered outputs
+    (`datamodule.evaluate(split, outputs)`), so this one module serves every task family."""
+
+    def __init__(self, model: dict, head: str, head_kwargs: Optional[dict] = None, optimizer: Optional[Callable] = None,
+                 scheduler: Optional[dict] = None, pretrained: Optional[str] = None, on_nonfinite: str = "stop",
+                 main_metric: str = "acc", classifier_dropout: Optional[float] = None, labels=None,
+                 compile: bool = False):
+        self.head = head
+        kwargs = dict(head_kwargs or {})
+        if get_head(head).takes_labels:
+            kwargs.setdefault("classifier_dropout", classifier_dropout)
+        super().__init__(model, optimizer, scheduler, pretrained, on_nonfinite, head_kwargs=kwargs,
+                         compile=compile)
+        self.main_metric = main_metric
+        self.labels = list(labels) if labels is not None else None
+        self.problem_type = kwargs.get("problem_type")
+        self.history: list = []  # one dict of dev metrics per validation run
+        self._outputs: dict = {}
+        self._inputs = set(inspect.signature(self.model.forward).parameters)
+
+    def forward(self, batch: dict) -> dict:
+        return self.model(**{k: v for k, v in batch.items() if k in self._inputs})
+
+    def training_step(self, batch, batch_idx):
+        loss = self(batch)["loss"]
+        self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return self.check_finite(loss)
+
+    def _collect(self, batch, key) -> None:
+        """Keep the head's outputs and the batch's `*_index` keys (which row/feature each output belongs to)."""
+        out = self(batch)
+        store = self._outputs.setdefault(key, {})
+        fields = {name: out[name].detach().float() for name in get_head(self.head).outputs if out.get(name) is not None}
+        fields.update({name: value for name, value in batch.items() if name.endswith("_index")})
+        for name, value in fields.items():
+            store.setdefault(name, []).append(value.cpu())
+
+    def gathered(self, key) -> dict:
+        return get_head(self.head).gather(self._outputs.pop(key, {}))
+
+    def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._collect(batch, dataloader_idx)
+
+    def on_validation_epoch_end(self):
+        dm = self.trainer.datamodule
+        results = {}
+        for i, split in enumerate(dm.eval_splits):
+            if i in self._outputs:
+                metrics = dm.evaluate(split, self.gathered(i))
+                results[split] = metrics
+                for name, value in metrics.items():
+                    self.log(f"val/{split}/{name}", float(value), sync_dist=False)
+        self._outputs.clear()
+        if not results or self.trainer.sanity_checking:
+            return
+        main = float(sum(m[self.main_metric] for m in results.values()) / len(results))
+        self.log("val/main", main, prog_bar=True)
+        self.history.append({"epoch": self.current_epoch, "step": self.global_step, "main": main, **results})
+
+    def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._collect(batch, ("predict", dataloader_idx))
+
+    def extra_checkpoint_info(self) -> dict:
+        return {"labels": self.labels, "main_metric": self.main_metric, "problem_type": self.problem_type}

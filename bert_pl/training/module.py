@@ -1,0 +1,86 @@
+"""The LightningModule base shared by pretraining and fine-tuning: one BERT + head, optimizer, tokenizer in checkpoints."""
+from __future__ import annotations
+
+import logging
+from typing import Callable, Optional
+
+import lightning as L
+import torch
+
+from bert_pl.errors import UserConfigError, UserError
+from bert_pl.model.bert import BertConfig
+from bert_pl.model.heads import get_head
+from bert_pl.training.optim import build_optimizer, linear_warmup_decay
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(UserError, RuntimeError):
+    pass
+
+
+class BertModule(L.LightningModule):
+    """Holds a BERT with one head, the optimizer recipe, and the tokenizer (saved inside every checkpoint)."""
+
+    head = "pretraining"
+
+    def __init__(self, model: dict, optimizer: Optional[Callable] = None, scheduler: Optional[dict] = None,
+                 pretrained: Optional[str] = None, on_nonfinite: str = "stop", head_kwargs: Optional[dict] = None,
+                 compile: bool = False):
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer"], logger=False)
+        if on_nonfinite not in ("stop", "skip", "ignore"):
+            raise UserConfigError(f"module.on_nonfinite={on_nonfinite!r}: use stop, skip or ignore")
+        self.config = BertConfig.from_dict(model)
+        self.model = get_head(self.head).build(self.config, **(head_kwargs or {}))
+        self.optimizer_factory = optimizer
+        self.scheduler_cfg = dict(scheduler or {})
+        self.on_nonfinite = on_nonfinite
+        self.tokenizer_json: Optional[str] = None
+        if pretrained:
+            from bert_pl.io.checkpoints import load_into
+
+            self.tokenizer_json = load_into(self.model, pretrained)
+        if compile:
+            self.model.compile()  # in place: parameter names (and checkpoints) stay the same
+
+    # -- optimisation -------------------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ValueError("no optimizer configured; compose with an optimizer=... group")
+        opt = build_optimizer(self.model, self.optimizer_factory, self.device)
+        total = int(self.trainer.estimated_stepping_batches)
+        sched = linear_warmup_decay(opt, total, self.scheduler_cfg.get("warmup_steps", 0),
+                                    self.scheduler_cfg.get("warmup_ratio", 0.0))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def check_finite(self, loss: torch.Tensor) -> Optional[torch.Tensor]:
+        """Stop (naming the step and the checkpoint to go back to) or skip the step on a non-finite loss.
+        'ignore' performs no host sync, for XLA."""
+        if self.on_nonfinite == "ignore" or torch.isfinite(loss).item():
+            return loss
+        step = self.global_step
+        if self.on_nonfinite == "skip":
+            log.warning("non-finite loss at step %d: step skipped", step)
+            return None
+        ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none saved yet"
+        raise NonFiniteLossError(
+            f"non-finite loss ({loss.item()}) at step {step}; last checkpoint before it: {ckpt}. Lower the learning "
+            f"rate or resume from that checkpoint; set module.on_nonfinite=skip to skip such steps"
+        )
+
+    # -- checkpoints carry everything needed to rebuild the model ------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["bert_pl"] = {"config": self.config.to_dict(), "head": self.head,
+                                 "tokenizer": self.tokenizer_json, **self.extra_checkpoint_info()}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        info = checkpoint.get("bert_pl") or {}
+        if info.get("tokenizer"):
+            self.tokenizer_json = info["tokenizer"]
+
+    def extra_checkpoint_info(self) -> dict:
+        return {}
+
+
+__all__ = ["BertModule", "NonFiniteLossError"]
