@@ -275,3 +275,33 @@ def test_finetune_step_for_step_equals_a_plain_transformers_loop(minilm_dir, tmp
     ours, theirs = module.model.classifier.weight.detach(), hf.classifier.weight.detach()
     assert not torch.equal(ours, classifier["weight"])
     assert torch.allclose(ours, theirs, atol=1e-6)
+
+
+def test_glue_all_writes_the_report_and_a_zip_of_eleven_files(tiny_pretrained, glue_dir, tmp_path):
+    """experiment=glue_all, bert_tiny, limited examples, one lr: the four real GLUE tasks of ../shared plus small
+    files in GLUE's layout for the others. The report has a row per task and the zip the eleven files the GLUE
+    server expects, each with one row per test example."""
+    import zipfile
+
+    for folder in ("CoLA", "MRPC", "SST-2", "STS-B"):
+        (glue_dir / folder).symlink_to(shared("glue", folder))
+    sweep = tmp_path / "sweep"
+    res = run_cli(["finetune.py", "-m", "experiment=glue_all", f"pretrained={tiny_pretrained}", f"data_dir={glue_dir}",
+                   "optimizer.lr=1e-4", "data.limit_train_examples=32", "data.limit_eval_examples=32",
+                   "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"], timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads((sweep / "glue_report.json").read_text())
+    assert (sweep / "glue_report.md").is_file() and "Average" in (sweep / "glue_report.md").read_text()
+    with zipfile.ZipFile(sweep / "glue_submission.zip") as z:
+        names = sorted(z.namelist())
+        assert names == sorted(["CoLA.tsv", "SST-2.tsv", "MRPC.tsv", "STS-B.tsv", "QQP.tsv", "MNLI-m.tsv",
+                                "MNLI-mm.tsv", "QNLI.tsv", "RTE.tsv", "WNLI.tsv", "AX.tsv"])
+        for name, (folder, test_file) in {"MRPC.tsv": ("MRPC", "test.tsv"), "CoLA.tsv": ("CoLA", "test.tsv"),
+                                          "AX.tsv": ("diagnostic", "diagnostic.tsv"),
+                                          "MNLI-mm.tsv": ("MNLI", "test_mismatched.tsv")}.items():
+            rows = z.read(name).decode().splitlines()
+            n_test = len((glue_dir / folder / test_file).read_text(encoding="utf-8-sig").splitlines()) - 1
+            assert rows[0] == "index\tprediction" and len(rows) == 1 + n_test, name
+    assert report["missing_tasks"] == [] and len(report["table"]) == 11
+    assert all(isinstance(v, float) for v in report["table"].values())
+    assert "MRPC F1" in res.stdout and "Average" in res.stdout  # the console shows the table too

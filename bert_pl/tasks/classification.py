@@ -46,11 +46,31 @@ def read_rows(path: Path) -> Tuple[List[str], Iterator[Tuple[int, dict]]]:
         raise TaskDataError(f"{path}: unsupported extension {suffix!r}; supported: {', '.join(EXTENSIONS)}")
     if path.stat().st_size == 0:
         raise TaskDataError(f"{path}: the file is empty")
-    if suffix in (".csv", ".tsv"):
-        return _read_delimited(path, "\t" if suffix == ".tsv" else ",")
-    if suffix == ".parquet":
-        return _read_parquet(path)
-    return _read_json(path)
+    read = {".csv": lambda p: _read_delimited(p, ","), ".tsv": lambda p: _read_delimited(p, "\t"),
+            ".parquet": _read_parquet}.get(suffix, _read_json)
+    try:
+        columns, rows = read(path)
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    return columns, _utf8_checked(path, rows)
+
+
+def _utf8_checked(path: Path, rows):
+    try:
+        yield from rows
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+
+
+def _not_utf8(path: Path) -> TaskDataError:
+    """Where the first byte that is not UTF-8 is (the text readers decode ahead, so their own position is not it)."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+        line, reason = None, "not UTF-8"
+    except UnicodeDecodeError as e:
+        line, reason = data.count(b"\n", 0, e.start) + 1, f"byte 0x{data[e.start]:02x} is not UTF-8"
+    return TaskDataError(f"{path}: {f'line {line}: ' if line else ''}{reason}; save the file as UTF-8")
 
 
 def _read_delimited(path: Path, delimiter: str):
@@ -159,7 +179,8 @@ class FeatureTable(torch.utils.data.Dataset):
     Indexing builds one feature dict for the collator."""
 
     def __init__(self):
-        self._ids: List[np.ndarray] = []
+        self._chunks: List[np.ndarray] = []  # token ids of CHUNK rows each, concatenated once at the end
+        self._pending: List[np.ndarray] = []
         self._lengths: List[int] = []
         self._b_start: List[int] = []
         self.labels: list = []
@@ -169,25 +190,25 @@ class FeatureTable(torch.utils.data.Dataset):
         self.offsets = np.zeros(1, dtype=np.int64)
 
     def add(self, ids: Sequence[int], b_start: int, label, row_id: str, gold) -> None:
-        self._ids.append(np.asarray(ids, dtype=np.int32))
+        self._pending.append(np.asarray(ids, dtype=np.int32))
         self._lengths.append(len(ids))
         self._b_start.append(b_start)
         self.labels.append(label)
         self.row_ids.append(row_id)
         self.gold.append(gold)
-        if len(self._ids) >= CHUNK:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._ids:
-            self.ids = np.concatenate([self.ids, *self._ids])
-            self._ids = []
+        if len(self._pending) >= CHUNK:
+            self._chunks.append(np.concatenate(self._pending))
+            self._pending = []
 
     def finish(self) -> "FeatureTable":
-        self._flush()
+        self.ids = np.concatenate([np.zeros(0, dtype=np.int32), *self._chunks, *self._pending])
         self.offsets = np.concatenate([[0], np.cumsum(self._lengths, dtype=np.int64)])
         self.b_start = np.asarray(self._b_start, dtype=np.int32)
-        del self._lengths, self._b_start
+        if self.labels and all(x is not None for x in self.labels):  # one array instead of a Python object per row
+            first = self.labels[0]
+            dtype = np.float32 if isinstance(first, (list, float)) else np.int64
+            self.labels = np.asarray(self.labels, dtype=dtype)
+        del self._chunks, self._pending, self._lengths, self._b_start
         return self
 
     def __len__(self) -> int:
@@ -198,7 +219,7 @@ class FeatureTable(torch.utils.data.Dataset):
         types = np.zeros(len(ids), dtype=np.int64)
         types[self.b_start[i]:] = 1
         f = {"input_ids": ids.astype(np.int64), "token_type_ids": types, "example_index": i}
-        if self.labels[i] is not None:
+        if isinstance(self.labels, np.ndarray):
             f["labels"] = self.labels[i]
         return f
 
@@ -206,9 +227,10 @@ class FeatureTable(torch.utils.data.Dataset):
 def _natural_key(label: str):
     """Integers in numeric order, then everything else alphabetically: ["1", "2", "10", "neg", "pos"]."""
     try:
-        return (0, float(label), "")
+        value = float(label)
     except ValueError:
         return (1, 0.0, label)
+    return (0, value, label) if np.isfinite(value) else (1, 0.0, label)  # nan would make the order random
 
 
 class TextClassificationTask(Task):
@@ -336,6 +358,8 @@ class TextClassificationTask(Task):
         if names is not None and isinstance(raw, int) and not isinstance(raw, bool):
             raw = names[raw] if 0 <= raw < len(names) else None
         if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if self.kind == "multi_label" and raw is not None:
+                return []  # an empty cell: a row with none of the labels
             raise ValueError("the label is empty")
         if self.kind == "regression":
             try:
@@ -427,8 +451,9 @@ class TextClassificationTask(Task):
             flush()
         if bad:
             log.warning("%s: skipped %d bad row(s), e.g. %s", where, len(bad), "; ".join(bad[:3]))
-        if n == 0 and kind != "test":
-            raise TaskDataError(f"{where}: no usable rows")
+        if n == 0:  # a test split too: with nothing to predict, writing its predictions would fail after training
+            raise TaskDataError(f"{where}: no usable rows" + ("; leave data.test_file unset to predict nothing"
+                                                              if kind == "test" and self.files.get(split) else ""))
         return table.finish()
 
     def _encode_label(self, gold, label_index):
@@ -480,7 +505,7 @@ class TextClassificationTask(Task):
     def evaluate(self, split: str, outputs: dict) -> dict:
         preds = self.predictions(self._ordered_logits(outputs))
         table = self.features(split)
-        labels = np.asarray(table.labels, dtype=np.float64 if self.kind == "regression" else None)
+        labels = np.asarray(table.labels)
         return classification_metrics(preds, labels, self.kind, self.num_labels)
 
     def metric_names(self) -> List[str]:
