@@ -7,7 +7,7 @@ demo:
 	$(PY) -m venv .venv && .venv/bin/pip install -r requirements.txt -e . && .venv/bin/python train.py
 
 test:
-	$(PY) -m venv .venv && .venv/bin/pip install -r requirements-test.txt -e . && .venv/bin/python -m pytest -m "not slow"
+	$(PY) -m venv .venv && .venv/bin/pip install -r requirements-test.txt -e . && .venv/bin/pip install --no-build-isolation seqeval==1.2.2 && .venv/bin/python -m pytest -m "not slow"
 
 # The TPU path on torch-xla's CPU device, in its own environment (torch-xla pins torch 2.9; several GB).
 test-xla:

@@ -1,4 +1,5 @@
-"""Task heads on the encoder, and the one registry of heads (`HEADS`).
+"""Task heads on the encoder (sequence classification/regression/multi-label, span QA, token classification,
+multiple choice), and the one registry of heads (`HEADS`).
 
 A head is a model class plus what the rest of the project needs to know about it: which outputs are gathered for
 evaluation, whether they are ragged (one row per feature of varying width), and the Hugging Face architecture name
@@ -71,6 +72,52 @@ class BertForQuestionAnswering(nn.Module):
         return {"start_logits": start_logits, "end_logits": end_logits, "loss": loss}
 
 
+class BertForTokenClassification(nn.Module):
+    """Each token's final hidden state -> dropout -> one linear layer (the paper's NER setup, section 5.3); labels
+    (B, S) with -100 where a token is not scored (continuation pieces, specials, padding)."""
+
+    def __init__(self, config: BertConfig, num_labels: int, classifier_dropout: Optional[float] = None, **_unused):
+        super().__init__()
+        self.config = config
+        self.num_labels = num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        p = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        init_weights(self, config.initializer_range)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
+        seq = self.bert(input_ids, token_type_ids, attention_mask)["sequence_output"]
+        logits = self.classifier(self.dropout(seq))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float().reshape(-1, self.num_labels), labels.reshape(-1), ignore_index=-100)
+        return {"logits": logits, "loss": loss}
+
+
+class BertForMultipleChoice(nn.Module):
+    """Each of the k choices as [CLS] context [SEP] choice [SEP]; the pooled [CLS] -> dropout -> one linear layer
+    gives one score per choice; softmax over the k choices (the paper's SWAG setup, section 4.4).
+    Inputs are (B, K, S); logits (B, K)."""
+
+    def __init__(self, config: BertConfig, classifier_dropout: Optional[float] = None, **_unused):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        p = config.hidden_dropout_prob if classifier_dropout is None else classifier_dropout
+        self.dropout = nn.Dropout(p)
+        self.classifier = nn.Linear(config.hidden_size, 1)
+        init_weights(self, config.initializer_range)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
+        b, k, s = input_ids.shape
+        flat = [t.reshape(b * k, s) if t is not None else None for t in (input_ids, token_type_ids, attention_mask)]
+        pooled = self.bert(*flat)["pooled_output"]
+        logits = self.classifier(self.dropout(pooled)).view(b, k)
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return {"logits": logits, "loss": loss}
+
+
 @dataclass(frozen=True)
 class Head:
     """What the project knows about one head: its model class, the outputs gathered for evaluation (`ragged`: one
@@ -104,6 +151,10 @@ HEADS: Dict[str, Head] = {h.name: h for h in [
          "classifier.", takes_labels=True),
     Head("span", BertForQuestionAnswering, ("start_logits", "end_logits"), "BertForQuestionAnswering",
          "qa_outputs.", ragged=True),
+    # logits (B, S, C) of batch-dependent width: one (S, C) array per feature
+    Head("token_classification", BertForTokenClassification, ("logits",), "BertForTokenClassification",
+         "classifier.", ragged=True, takes_labels=True),
+    Head("multiple_choice", BertForMultipleChoice, ("logits",), "BertForMultipleChoice", "classifier."),
 ]}
 
 

@@ -158,13 +158,16 @@ class Task(L.LightningDataModule):
             for split in self.eval_splits:
                 self.features(split)
 
+    def collator(self):
+        """Turns a list of features into a batch of tensors; a family with other shapes overrides it."""
+        return PaddingCollator(self.tokenizer.get_vocab()["[PAD]"], self.max_seq_length if self.static_shapes else None)
+
     def loader(self, feats, shuffle: bool, batch_size: int) -> DataLoader:
         """Seeded shuffling for training, per-batch padding (fixed width and drop_last with `static_shapes`)."""
-        collate = PaddingCollator(self.tokenizer.get_vocab()["[PAD]"],
-                                  self.max_seq_length if self.static_shapes else None)
         g = torch.Generator().manual_seed(self.seed)
         return DataLoader(feats, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None,
-                          collate_fn=collate, num_workers=self.num_workers, drop_last=shuffle and self.static_shapes)
+                          collate_fn=self.collator(), num_workers=self.num_workers,
+                          drop_last=shuffle and self.static_shapes)
 
     def train_dataloader(self):
         return self.loader(self.features("train"), True, self.batch_size)

@@ -19,8 +19,7 @@ class FinetuneModule(BertModule):
                  compile: bool = False):
         self.head = head
         kwargs = dict(head_kwargs or {})
-        if get_head(head).takes_labels:
-            kwargs.setdefault("classifier_dropout", classifier_dropout)
+        kwargs.setdefault("classifier_dropout", classifier_dropout)
         super().__init__(model, optimizer, scheduler, pretrained, on_nonfinite, head_kwargs=kwargs,
                          compile=compile)
         self.main_metric = main_metric
