@@ -54,8 +54,9 @@ def tiny_pretrained(tmp_path_factory, minilm_tokenizer) -> Path:
     return path
 
 
-def run_cli(args, cwd=ROOT, timeout=600, env=None):
+def run_cli(args, cwd=ROOT, timeout=600, env=None, input=None):
     import subprocess
 
     e = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=e)
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=e,
+                          input=input)

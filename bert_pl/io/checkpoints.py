@@ -1,6 +1,6 @@
 """One loader for every BERT checkpoint format, and the Hugging Face writer.
 
-`resolve(pretrained)` recognises:
+`resolve(pretrained)` recognises (after `bert_pl.io.runs.expand`: `latest`, `latest:TASK`, a run folder):
 - a bert-pl Lightning checkpoint (`.ckpt` from train.py / finetune.py, or from `python -m bert_pl.convert`);
 - a Hugging Face folder: config.json + model.safetensors or pytorch_model.bin, with or without the `bert.` prefix;
 - a Google TF folder: bert_config.json + bert_model.ckpt.* (+ vocab.txt); read with TensorFlow (optional extra);
@@ -180,9 +180,12 @@ def _fetch_hub(repo_id: str) -> Path:
 def resolve(pretrained) -> Checkpoint:
     """Load any supported checkpoint; the last one read is kept, since every entry point reads it twice
     (config, then weights)."""
-    path = Path(str(pretrained)).expanduser()
+    from bert_pl.io import runs
+
+    pretrained = runs.expand(str(pretrained))
+    path = Path(pretrained).expanduser()
     stamp = path.stat().st_mtime_ns if path.exists() else None
-    return _resolve_cached(str(pretrained), stamp)
+    return _resolve_cached(pretrained, stamp)
 
 
 @functools.lru_cache(maxsize=1)

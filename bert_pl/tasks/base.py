@@ -147,6 +147,10 @@ class Task(L.LightningDataModule):
         """Extra fields for results.json (e.g. the label set)."""
         return {"labels": self.labels} if self.labels is not None else {}
 
+    def checkpoint_info(self) -> dict:
+        """Settings saved in fine-tuned checkpoints, so prediction needs no task config (`bert_pl.load`)."""
+        return {"max_seq_length": self.max_seq_length}
+
     # -- shared plumbing ----------------------------------------------------------------------------------------
     def setup(self, stage: Optional[str] = None):
         if self.tokenizer is None:

@@ -224,6 +224,34 @@ class FeatureTable(torch.utils.data.Dataset):
         return f
 
 
+def predictions(logits: np.ndarray, kind: str) -> np.ndarray:
+    """Class ids (single_label), 0/1 rows (multi_label: sigmoid > 0.5) or scores (regression)."""
+    if kind == "regression":
+        return logits[:, 0]
+    if kind == "multi_label":
+        return (logits > 0).astype(np.int64)
+    return logits.argmax(-1)
+
+
+def decode_logits(logits: np.ndarray, labels: List[str], kind: str) -> List[dict]:
+    """Per row: {"label", "probabilities"} (single_label), {"labels", "probabilities"} (multi_label, per-label
+    sigmoid) or {"score"} (regression). Shared by prediction files, predict.py and the Python API."""
+    preds = predictions(logits, kind)
+    if kind == "regression":
+        return [{"score": round(float(p), 6)} for p in preds]
+    if kind == "multi_label":
+        probs = 1 / (1 + np.exp(-logits))
+    else:
+        z = np.exp(logits - logits.max(-1, keepdims=True))
+        probs = z / z.sum(-1, keepdims=True)
+    rows = []
+    for p, q in zip(preds, probs):
+        row = {"labels": [labels[j] for j in np.flatnonzero(p)]} if kind == "multi_label" else {"label": labels[int(p)]}
+        row["probabilities"] = {name: round(float(x), 6) for name, x in zip(labels, q)}
+        rows.append(row)
+    return rows
+
+
 def _natural_key(label: str):
     """Integers in numeric order, then everything else alphabetically: ["1", "2", "10", "neg", "pos"]."""
     try:
@@ -274,6 +302,7 @@ class TextClassificationTask(Task):
         self.on_bad_row = on_bad_row
         self.limits = {"train": limit_train_examples, "dev": limit_eval_examples}
         self._features: Dict[str, FeatureTable] = {}
+        self._pairs: Optional[bool] = None  # whether rows are text pairs (saved for prediction)
         self._hub_label_names: Dict[str, List[str]] = {}
 
     # -- contract: what the model needs -------------------------------------------------------------------------
@@ -404,6 +433,7 @@ class TextClassificationTask(Task):
         where = self._describe(split)
         columns, rows = self.rows(split)
         text_cols = self._text_columns(columns, where)
+        self._pairs = len(text_cols) == 2
         kind = self.split_kind(split)
         labelled = self.label_column in columns and kind != "test"
         if kind != "test" and not labelled:
@@ -487,17 +517,7 @@ class TextClassificationTask(Task):
 
     # -- contract: scoring and outputs --------------------------------------------------------------------------
     def predictions(self, logits: np.ndarray) -> np.ndarray:
-        if self.kind == "regression":
-            return logits[:, 0]
-        if self.kind == "multi_label":
-            return (logits > 0).astype(np.int64)  # sigmoid(x) > 0.5
-        return logits.argmax(-1)
-
-    def probabilities(self, logits: np.ndarray) -> np.ndarray:
-        if self.kind == "multi_label":
-            return 1 / (1 + np.exp(-logits))
-        z = np.exp(logits - logits.max(-1, keepdims=True))
-        return z / z.sum(-1, keepdims=True)
+        return predictions(logits, self.kind)
 
     def _ordered_logits(self, outputs: dict) -> np.ndarray:
         return outputs["logits"][np.argsort(outputs["example_index"], kind="stable")]
@@ -512,27 +532,14 @@ class TextClassificationTask(Task):
         return metric_names(self.kind, self.num_labels)
 
     def prediction_rows(self, split: str, outputs: dict) -> List[dict]:
-        """One dict per input row, in input order: id, predicted label(s) and probabilities (or score)."""
-        logits = self._ordered_logits(outputs)
-        preds = self.predictions(logits)
+        """One dict per input row, in input order: id, predicted label(s) and probabilities (or score), gold."""
         table = self.features(split)
         out = []
-        if self.kind == "regression":
-            for i, p in enumerate(preds):
-                out.append({"id": table.row_ids[i], "score": round(float(p), 6)})
-        else:
-            probs = self.probabilities(logits)
-            for i, p in enumerate(preds):
-                row = {"id": table.row_ids[i]}
-                if self.kind == "multi_label":
-                    row["labels"] = [self.labels[j] for j in np.flatnonzero(p)]
-                else:
-                    row["label"] = self.labels[int(p)]
-                row["probabilities"] = {name: round(float(q), 6) for name, q in zip(self.labels, probs[i])}
-                out.append(row)
-        for i, row in enumerate(out):
+        for i, row in enumerate(decode_logits(self._ordered_logits(outputs), self.labels, self.kind)):
+            row = {"id": table.row_ids[i], **row}
             if table.gold[i] is not None:
                 row["gold"] = table.gold[i]
+            out.append(row)
         return out
 
     def write_predictions(self, split: str, outputs: dict, out_dir: Path, submission: bool) -> Path:
@@ -545,3 +552,6 @@ class TextClassificationTask(Task):
 
     def results_info(self) -> dict:
         return {"labels": self.labels, "problem_type": self.kind}
+
+    def checkpoint_info(self) -> dict:
+        return {"max_seq_length": self.max_seq_length, "pairs": self._pairs}

@@ -72,4 +72,6 @@ class FinetuneModule(BertModule):
         self._collect(batch, ("predict", dataloader_idx))
 
     def extra_checkpoint_info(self) -> dict:
-        return {"labels": self.labels, "main_metric": self.main_metric, "problem_type": self.problem_type}
+        task = self._trainer.datamodule if self._trainer is not None else None
+        return {"labels": self.labels, "main_metric": self.main_metric, "problem_type": self.problem_type,
+                "task": task.checkpoint_info() if task is not None else {}}

@@ -18,7 +18,9 @@ def predict_split(trainer, module, datamodule, split: str) -> dict:
     return module.gathered(("predict", 0))
 
 
-def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: float, overrides=()) -> dict:
+def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: float, overrides=(),
+           pretrained=None) -> dict:
+    """`pretrained`: the weights the run started from, as resolved (default: cfg.pretrained)."""
     ckpt_cb = trainer.checkpoint_callback
     best_path = ckpt_cb.best_model_path if ckpt_cb is not None else ""
     if best_path:
@@ -37,7 +39,8 @@ def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: fl
         files.append(str(datamodule.write_predictions(split, outputs, output_dir, submission=True)))
     results = {
         "task": cfg.task.name,
-        "pretrained": str(cfg.pretrained),
+        "pretrained": str(pretrained or cfg.pretrained),
+        "trained": bool(cfg.get("train", True)),
         "overrides": list(overrides),
         "seed": cfg.seed,
         "lr": cfg.optimizer.lr,

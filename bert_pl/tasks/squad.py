@@ -413,6 +413,12 @@ class SquadDataModule(Task):
     def test_splits(self) -> List[str]:
         return []  # SQuAD's test sets are hidden
 
+    def checkpoint_info(self) -> dict:
+        return {"max_seq_length": self.max_seq_length, "doc_stride": self.doc_stride, "version": self.version,
+                "max_query_length": self.max_query_length, "n_best_size": self.n_best_size,
+                "max_answer_length": self.max_answer_length,
+                "null_score_diff_threshold": self.null_score_diff_threshold}
+
     def predict(self, split: str, outputs: dict):
         order = np.argsort(outputs["feature_index"])
         starts = [outputs["start_logits"][i] for i in order]

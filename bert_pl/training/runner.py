@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bert_pl.errors import UserConfigError, UserError  # noqa: F401  (UserConfigError is raised by entry points)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository (conf/, data/, outputs/)
 log = logging.getLogger("bert_pl")
 
 if not OmegaConf.has_resolver("project_root"):
@@ -159,3 +159,64 @@ def distributed_job():
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def weights_to_start_from(cfg: DictConfig) -> str:
+    """Fine-tuning's starting weights: `model_path` with train=false, else `pretrained`, else the newest
+    pretraining run (said in the log), else a one-line error saying what to pass."""
+    from bert_pl.io import runs
+
+    if not cfg.get("train", True):
+        if not cfg.get("model_path"):
+            raise UserConfigError("train=false evaluates a fine-tuned model: pass model_path=RUN_FOLDER, a .ckpt or "
+                                  "latest:TASK")
+        return runs.expand(cfg.model_path)
+    if cfg.get("model_path"):
+        raise UserConfigError("model_path= is for train=false (evaluate a fine-tuned model); to train from a model, "
+                              "pass pretrained=PATH")
+    if cfg.pretrained:
+        return runs.expand(cfg.pretrained)
+    try:
+        run = runs.find_latest("train")
+    except runs.RunNotFoundError:
+        raise UserConfigError(
+            "no pretrained= given and no pretraining run found (outputs/train/runs/latest): pass pretrained= a "
+            "bert-pl run folder or .ckpt, a Hugging Face or Google folder, or a hub id such as "
+            "google-bert/bert-base-uncased when online") from None
+    path = runs.expand(str(run))
+    log.info("no pretrained= given: starting from the newest pretraining run, %s", path)
+    return path
+
+
+def check_fine_tuned_for(ckpt, task, task_name: str) -> None:
+    """train=false: the model must have been fine-tuned for this task (same head, same labels)."""
+    if ckpt.head != task.head:
+        raise UserConfigError(f"{ckpt.source} holds a {ckpt.head} model, task={task_name} needs a {task.head} head; "
+                              f"pass model_path= a model fine-tuned for {task_name}")
+    have, want = ckpt.info.get("labels"), task.labels
+    if want is not None and have is not None and list(have) != list(want):
+        raise UserConfigError(f"{ckpt.source} was fine-tuned with labels {list(have)}, task={task_name} has "
+                              f"{list(want)}; pass model_path= a model fine-tuned for {task_name}")
+
+
+def key_value_config(defaults_file, argv) -> DictConfig:
+    """`key=value` arguments over a YAML file of defaults (for commands that compose nothing, e.g. predict.py):
+    unknown keys and missing required values are one-line errors."""
+    def fail(message: str):
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    defaults = OmegaConf.load(defaults_file)
+    bad = [a for a in argv if "=" not in a]
+    if bad:
+        fail(f"{bad[0]!r}: arguments are key=value; settings: {', '.join(defaults.keys())}")
+    # values are read as YAML, where a lone "-" (stdin) would be a list
+    given = OmegaConf.from_dotlist([a[:-1] + "'-'" if a.endswith("=-") else a for a in argv])
+    unknown = [k for k in given.keys() if k not in list(defaults.keys())]
+    if unknown:
+        fail(f"unknown setting {unknown[0]!r}; settings: {', '.join(defaults.keys())}")
+    cfg = OmegaConf.merge(defaults, given)
+    missing = [k for k in cfg.keys() if OmegaConf.is_missing(cfg, k)]
+    if missing:
+        fail(f"pass {missing[0]}=... ({defaults_file})")
+    return cfg

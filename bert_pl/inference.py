@@ -1,0 +1,361 @@
+"""Using a trained model from Python: `bert_pl.load(...)` and what `predict.py` runs.
+
+    import bert_pl
+    clf = bert_pl.load("outputs/finetune/mrpc/runs/latest")      # a run folder, .ckpt, latest[:TASK], HF/Google folder
+    clf.predict([("The cat sat.", "A cat was sitting.")])       # [{"label": "1", "probabilities": {...}}]
+    bert_pl.load("latest:train").fill_mask("Paris is the [MASK] of France.", top_k=5)
+    bert_pl.load("outputs/finetune/squad_v1/runs/latest").predict([{"question": ..., "context": ...}])
+    bert_pl.load(any_checkpoint).embed(["a sentence"], layers=[-1], pooling="mean")
+
+The head, its label names and the task's settings (max_seq_length, SQuAD's windows and threshold) come from the
+checkpoint, so no task config is needed. Inputs are run in batches of similar length through the unpadded encoder.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterable, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from bert_pl.errors import UserError
+
+log = logging.getLogger("bert_pl")
+
+
+class PredictError(UserError, ValueError):
+    pass
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled or total < 2000:
+        return None
+    try:
+        from rich.progress import Progress
+    except ImportError:  # pragma: no cover - rich is a dependency
+        return None
+    progress = Progress(transient=True)
+    progress.start()
+    progress.add_task("predicting", total=total)
+    return progress
+
+
+class Model:
+    """A checkpoint ready to predict; built by `load`."""
+
+    def __init__(self, ckpt, device: Union[str, torch.device] = "cpu", batch_size: int = 64,
+                 max_seq_length: Optional[int] = None):
+        from bert_pl.io import tokenization
+        from bert_pl.io.checkpoints import load_into
+        from bert_pl.model.bert import BertConfig
+        from bert_pl.model.heads import get_head
+
+        if not ckpt.tokenizer_json:
+            raise PredictError(f"{ckpt.source} has no vocab.txt/tokenizer.json; put the vocab next to the weights")
+        self.source, self.head, self.info = ckpt.source, ckpt.head, dict(ckpt.info)
+        self.task_info = dict(self.info.get("task") or {})
+        config = BertConfig.from_dict({**ckpt.config.to_dict(), "unpad": True})
+        sd = ckpt.state_dict
+        kwargs = {}
+        head = get_head(self.head)
+        if head.takes_labels:
+            kwargs["num_labels"] = sd[head.weight_prefix + "weight"].shape[0]
+        if self.head == "classification":
+            kwargs["problem_type"] = self.info.get("problem_type") or ("regression" if kwargs["num_labels"] == 1
+                                                                      else "single_label")
+        if self.head == "pretraining":
+            kwargs["nsp"] = "cls.seq_relationship.weight" in sd
+        self.model = head.build(config, **kwargs)
+        load_into(self.model, ckpt.source, ckpt)
+        self.has_mlm_head = self.head == "pretraining" and "cls.predictions.transform.dense.weight" in sd
+        self.problem_type = kwargs.get("problem_type")
+        labels = self.info.get("labels")
+        self.labels = list(labels) if labels else [f"LABEL_{i}" for i in range(kwargs.get("num_labels", 0))]
+        self.device = torch.device(device)
+        self.model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length or self.task_info.get("max_seq_length") or \
+            (384 if self.head == "span" else 128)
+        self.max_seq_length = min(self.max_seq_length, config.max_position_embeddings)
+        self.tokenizer = tokenization.from_json_string(ckpt.tokenizer_json)
+        self.tokenizer.no_padding()  # a shipped tokenizer.json may pad: batches are padded here, per batch
+        self.tokenizer.no_truncation()
+        self.vocab = self.tokenizer.get_vocab()
+        self.truncated = 0  # inputs cut to max_seq_length in the last call
+
+    # -- shared -------------------------------------------------------------------------------------------------
+    def _encode(self, texts: Sequence[Union[str, Sequence[str]]]) -> list:
+        tok = self.tokenizer
+        tok.no_truncation()
+        pairs = [t if isinstance(t, str) else tuple(t) for t in texts]
+        single = [p for p in pairs if isinstance(p, str)]
+        if single and len(single) != len(pairs):
+            raise PredictError("inputs mix single texts and pairs; give one kind")
+        enc = tok.encode_batch(pairs)
+        self.truncated = sum(len(e.ids) > self.max_seq_length for e in enc)
+        if self.truncated:
+            tok.enable_truncation(self.max_seq_length, strategy="longest_first")
+            enc = tok.encode_batch(pairs)
+            tok.no_truncation()
+            log.warning("%d input(s) longer than max_seq_length=%d were truncated", self.truncated,
+                        self.max_seq_length)
+        return enc
+
+    @torch.no_grad()
+    def _run(self, features: List[dict], progress: bool = True) -> List[dict]:
+        """Features in batches of similar length (unpadded encoder); the model's outputs per feature, in order."""
+        from bert_pl.tasks.base import PaddingCollator
+
+        collate = PaddingCollator(self.vocab["[PAD]"])
+        order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+        out: List[Optional[dict]] = [None] * len(features)
+        bar = _progress(len(features), progress)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in collate([features[i] for i in idx]).items()}
+            result = self.model(**batch)
+            for j, i in enumerate(idx):
+                out[i] = {k: v[j].float().cpu().numpy() for k, v in result.items()
+                          if torch.is_tensor(v) and v.dim() > 0 and k != "loss"}
+                out[i]["length"] = len(features[i]["input_ids"])
+            if bar is not None:
+                bar.update(bar.task_ids[0], advance=len(idx))
+        if bar is not None:
+            bar.stop()
+        return out
+
+    # -- predict ------------------------------------------------------------------------------------------------
+    def predict(self, inputs: Iterable, progress: bool = True) -> List[dict]:
+        """One result per input, in order. Classification: a text or a (text_a, text_b) pair per input ->
+        {"label", "probabilities"} ({"labels", ...} multi-label, {"score"} regression). Span QA: {"question",
+        "context"} dicts -> {"answer", "start", "end", "score"} ("" for no answer, v2)."""
+        inputs = list(inputs)
+        if not inputs:
+            raise PredictError("no inputs to predict")
+        if self.head == "pretraining":
+            raise PredictError(f"{self.source} is a pretraining checkpoint with no task head: use fill_mask(...) "
+                               f"or embed(...), or fine-tune it first (finetune.py)")
+        if self.head == "classification":
+            from bert_pl.tasks.classification import decode_logits
+
+            enc = self._encode(inputs)
+            feats = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in enc]
+            logits = np.stack([o["logits"] for o in self._run(feats, progress)])
+            return decode_logits(logits, self.labels, self.problem_type)
+        if self.head == "span":
+            return self._predict_span(inputs)
+        raise PredictError(f"predict is not available yet for {self.head} checkpoints")
+
+    def _predict_span(self, inputs: List[dict]) -> List[dict]:
+        from bert_pl.tasks import squad
+
+        bad = [i for i, x in enumerate(inputs) if not isinstance(x, dict) or not x.get("question")
+               or not x.get("context")]
+        if bad:
+            raise PredictError(f"input {bad[0] + 1}: a question-answering model takes {{'question': ..., "
+                               f"'context': ...}} per input")
+        info = self.task_info
+        articles = [{"paragraphs": [{"context": x["context"], "qas": [{"id": str(i), "question": x["question"]}]}]}
+                    for i, x in enumerate(inputs)]
+        version_2 = info.get("version") == 2
+        examples = squad.examples_from_articles(articles, is_training=False, version_2=version_2)
+        feats, meta = squad.convert_examples_to_features(
+            examples, self.tokenizer, self.max_seq_length, info.get("doc_stride", 128),
+            info.get("max_query_length", 64), is_training=False)
+        outs = self._run([{k: f[k] for k in ("input_ids", "token_type_ids")} for f in feats], progress=True)
+        starts = [o["start_logits"][:o["length"]] for o in outs]
+        ends = [o["end_logits"][:o["length"]] for o in outs]
+        preds, nbest, _ = squad.postprocess(examples, meta, starts, ends, self.tokenizer,
+                                            info.get("n_best_size", 20), info.get("max_answer_length", 30),
+                                            version_2, info.get("null_score_diff_threshold", 0.0))
+        results = []
+        for i, x in enumerate(inputs):
+            answer = preds[str(i)]
+            top = next((n for n in nbest[str(i)] if n["text"] == answer), {"probability": None})
+            start = x["context"].find(answer) if answer else -1
+            results.append({"answer": answer, "start": start if start >= 0 else None,
+                            "end": start + len(answer) if start >= 0 else None,
+                            "score": None if top["probability"] is None else round(float(top["probability"]), 6)})
+        return results
+
+    # -- masked LM and features ---------------------------------------------------------------------------------
+    def fill_mask(self, text: Union[str, Sequence[str]], top_k: int = 5) -> list:
+        """Top-k tokens and probabilities for each [MASK] of each text (pretraining checkpoints with an MLM head).
+        One text -> a list per [MASK] position; several texts -> a list of those."""
+        if not self.has_mlm_head:
+            raise PredictError(f"{self.source} has no masked-LM head (cls.predictions): fill_mask needs a pretraining "
+                               f"checkpoint (train.py's, or a Hugging Face BertForPreTraining/BertForMaskedLM folder)")
+        texts = [text] if isinstance(text, str) else list(text)
+        mask_id = self.vocab["[MASK]"]
+        enc = self._encode(texts)
+        results = []
+        for t, e in zip(texts, enc):
+            if mask_id not in e.ids:
+                raise PredictError(f"no [MASK] in {t!r}: write [MASK] where a word should be predicted")
+        feats = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in enc]
+        with torch.no_grad():
+            for f, e in zip(feats, enc):
+                ids = torch.tensor([f["input_ids"]], device=self.device)
+                types = torch.tensor([f["token_type_ids"]], device=self.device)
+                positions = torch.tensor([[i for i, x in enumerate(e.ids) if x == mask_id]], device=self.device)
+                logits = self.model(ids, types, torch.ones_like(ids), mlm_positions=positions)["mlm_logits"][0]
+                probs = torch.softmax(logits.float(), -1)
+                top = probs.topk(top_k, -1)
+                results.append([[{"token": self.tokenizer.id_to_token(int(i)), "probability": round(float(p), 6)}
+                                 for p, i in zip(ps, ix)] for ps, ix in zip(top.values, top.indices)])
+        return results[0] if isinstance(text, str) else results
+
+    def embed(self, texts: Union[str, Sequence[str]], layers: Sequence[int] = (-1,), pooling: str = "cls") -> np.ndarray:
+        """Sentence vectors (N, H * len(layers)): the [CLS] vector (`cls`) or the mean over tokens (`mean`) of
+        each listed layer (0 = embeddings, -1 = last), concatenated."""
+        if pooling not in ("cls", "mean"):
+            raise PredictError(f"pooling={pooling!r}: use cls or mean")
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
+            raise PredictError("no texts to embed")
+        enc = self._encode(texts)
+        encoder = self.model.bert
+        n_layers = encoder.config.num_hidden_layers + 1
+        bad = [layer for layer in layers if not -n_layers <= layer < n_layers]
+        if bad:
+            raise PredictError(f"layers={list(layers)}: this model has hidden states 0..{n_layers - 1} (or -1..-{n_layers})")
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(enc), self.batch_size):
+                from bert_pl.tasks.base import PaddingCollator
+
+                chunk = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in enc[start:start + self.batch_size]]
+                b = {k: v.to(self.device) for k, v in PaddingCollator(self.vocab["[PAD]"])(chunk).items()}
+                hidden = encoder(b["input_ids"], b["token_type_ids"], b["attention_mask"],
+                                 output_hidden_states=True)["hidden_states"]
+                mask = b["attention_mask"].unsqueeze(-1).float()
+                parts = []
+                for layer in layers:
+                    h = hidden[layer].float()
+                    parts.append(h[:, 0] if pooling == "cls" else (h * mask).sum(1) / mask.sum(1))
+                out.append(torch.cat(parts, -1).cpu().numpy())
+        return np.concatenate(out)
+
+
+def load(path, device: Union[str, torch.device] = "cpu", batch_size: int = 64,
+         max_seq_length: Optional[int] = None) -> Model:
+    """A model ready to predict from any checkpoint: a bert-pl .ckpt or run folder, `latest` / `latest:TASK`, a
+    Hugging Face or Google folder, or a hub id (online)."""
+    from bert_pl.io.checkpoints import resolve
+
+    return Model(resolve(path), device, batch_size, max_seq_length)
+
+
+# -- predict.py -----------------------------------------------------------------------------------------------------
+def read_inputs(cfg, head: str):
+    """(ids or None, examples) from `text=`, `input=-` (stdin) or a file. Plain text: one example per line, a tab
+    between pair members. csv/tsv/json/jsonl: the text columns (given or found), or question/context for QA."""
+    import sys
+    from pathlib import Path
+
+    from bert_pl.tasks.classification import ID_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, read_rows
+
+    if cfg.text is not None:
+        return None, [_split_line(str(cfg.text), head, "text=")]
+    if cfg.input is None:
+        raise PredictError("nothing to predict: pass input=FILE (or input=- for stdin) or text=\"...\"")
+    if cfg.input == "-" or Path(cfg.input).suffix.lower() in ("", ".txt"):
+        lines = sys.stdin.read().splitlines() if cfg.input == "-" else _read_text(Path(cfg.input))
+        where = "stdin" if cfg.input == "-" else cfg.input
+        examples = [_split_line(line, head, f"{where}: line {n}") for n, line in enumerate(lines, 1) if line.strip()]
+        if not examples:
+            raise PredictError(f"{where}: no input lines")
+        return None, examples
+    columns, rows = read_rows(Path(cfg.input))
+    wanted = list(cfg.text_columns) if cfg.text_columns else None
+    if head == "span":
+        wanted = wanted or ["question", "context"]
+    if wanted is None:
+        wanted = next((list(c) for c in TEXT_COLUMN_CANDIDATES if all(x in columns for x in c)), None)
+    if not wanted or any(c not in columns for c in wanted):
+        raise PredictError(f"{cfg.input}: text column(s) {wanted or '?'} not found; columns: {columns}. Pass "
+                           f"text_columns=[...]")
+    id_col = cfg.id_column or next((c for c in ID_COLUMN_CANDIDATES if c in columns), None)
+    ids, examples = [], []
+    for n, (lineno, row) in enumerate(rows):
+        values = ["" if row.get(c) is None else str(row[c]) for c in wanted]
+        if head == "span":
+            examples.append({"question": values[0], "context": values[1]})
+        else:
+            examples.append(values[0] if len(values) == 1 else tuple(values))
+        ids.append(str(row[id_col]) if id_col and row.get(id_col) is not None else str(n))
+    if not examples:
+        raise PredictError(f"{cfg.input}: no rows")
+    return ids, examples
+
+
+def _read_text(path):
+    if not path.is_file():
+        raise PredictError(f"input file {path} not found")
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise PredictError(f"{path}: not UTF-8 ({e.reason} at byte {e.start}); save it as UTF-8") from None
+
+
+def _split_line(line: str, head: str, where: str):
+    parts = line.rstrip("\n").split("\t")
+    if head == "span":
+        if len(parts) != 2:
+            raise PredictError(f"{where}: a question-answering model takes 'question<TAB>context' per line")
+        return {"question": parts[0], "context": parts[1]}
+    if len(parts) > 2:
+        raise PredictError(f"{where}: {len(parts)} tab-separated fields; give one text, or two for a pair")
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _check_pairs(model: Model, examples: list) -> None:
+    """A pair model gets pairs and a single-text model single texts (line number of the first that differs)."""
+    if model.head != "classification" or not examples:
+        return
+    want_pairs = model.task_info.get("pairs")
+    if want_pairs is None:
+        return
+    for n, x in enumerate(examples, 1):
+        if isinstance(x, str) == bool(want_pairs):
+            raise PredictError(f"input {n}: the model was fine-tuned on {'pairs' if want_pairs else 'single texts'}; "
+                               f"give {'two tab-separated texts' if want_pairs else 'one text'} per line")
+
+
+def run_predict(cfg) -> list:
+    """predict.py: load the model, read the inputs, write JSONL (one line per input, in order) or a console table."""
+    import json
+    import sys
+    from pathlib import Path
+
+    model = load(cfg.model, cfg.device, cfg.batch_size, cfg.max_seq_length)
+    mode = cfg.mode
+    if mode == "auto":
+        mode = "fill_mask" if model.head == "pretraining" else "predict"
+    if mode not in ("predict", "fill_mask", "embed"):
+        raise PredictError(f"mode={mode!r}: use auto, predict, fill_mask or embed")
+    ids, examples = read_inputs(cfg, model.head if mode == "predict" else "classification")
+    if mode == "predict":
+        _check_pairs(model, examples)
+        results = model.predict(examples)
+    elif mode == "fill_mask":
+        texts = [x if isinstance(x, str) else " ".join(x) for x in examples]
+        results = [{"masks": r} for r in model.fill_mask(texts, top_k=cfg.top_k)]
+    else:
+        vectors = model.embed([x if isinstance(x, str) else " ".join(x) for x in examples], list(cfg.layers),
+                              cfg.pooling)
+        results = [{"embedding": [round(float(v), 6) for v in row]} for row in vectors]
+    if ids is not None:
+        results = [{"id": i, **r} for i, r in zip(ids, results)]
+    if cfg.output:
+        from bert_pl.io.atomic import atomic_write_text
+
+        out = Path(cfg.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
+        print(f"wrote {len(results)} predictions to {out}", file=sys.stderr)
+    else:
+        for x, r in zip(examples, results):
+            shown = x if isinstance(x, str) else " | ".join(x.values() if isinstance(x, dict) else x)
+            print(f"{shown[:60]:<62}{json.dumps({k: v for k, v in r.items() if k != 'embedding'}, ensure_ascii=False)}")
+    return results

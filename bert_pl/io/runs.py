@@ -1,0 +1,111 @@
+"""Finding runs: `<log_dir>/<task>/runs/latest` points at the newest finished run of each task, and `latest`,
+`latest:TASK` or a run folder are accepted wherever a checkpoint path is.
+
+    latest                  the most recently finished run of any task
+    latest:finetune/mrpc    the newest finished run of that task (`latest:mrpc` and `latest:train` work too)
+    outputs/finetune/mrpc/runs/<time>     a run folder: its best dev checkpoint (results.json), else last.ckpt
+
+`latest` is a relative symlink replaced atomically when a run ends well, so a failed or killed run never moves it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import List, Optional
+
+from bert_pl.errors import UserError
+
+from bert_pl.training.runner import PROJECT_ROOT  # noqa: E402
+
+
+class RunNotFoundError(UserError, FileNotFoundError):
+    pass
+
+
+def log_dirs() -> List[Path]:
+    """Where runs are looked for: $BERT_PL_OUTPUTS alone when set, else ./outputs and the project's outputs/."""
+    if os.environ.get("BERT_PL_OUTPUTS"):
+        return [Path(os.environ["BERT_PL_OUTPUTS"])]
+    dirs = [Path.cwd() / "outputs", PROJECT_ROOT / "outputs"]
+    seen, out = set(), []
+    for d in dirs:
+        key = d.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+def mark_latest(run_dir) -> Path:
+    """Point `<run_dir>/../latest` at `run_dir` (atomically: a new link renamed over the old one)."""
+    run_dir = Path(run_dir).resolve()
+    if run_dir.parent.name != "runs":  # a multirun job: the sweep folder has its own summary
+        return run_dir
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(run_dir.name, tmp)
+    os.replace(tmp, link)
+    return link
+
+
+def _latest_links() -> List[Path]:
+    links = []
+    for d in log_dirs():
+        if d.is_dir():
+            links += [p for p in d.glob("**/runs/latest") if p.is_symlink() and p.resolve().is_dir()]
+    return links
+
+
+def _task_of(link: Path) -> str:
+    for d in log_dirs():
+        try:
+            return str(link.parent.parent.relative_to(d))
+        except ValueError:
+            continue
+    return str(link.parent.parent)
+
+
+def find_latest(task: Optional[str] = None) -> Path:
+    """The run folder `latest` or `latest:TASK` names; a one-line error saying what exists when there is none."""
+    links = _latest_links()
+    if task:
+        wanted = [task, f"finetune/{task}"]
+        links = [p for p in links if _task_of(p) in wanted]
+    if not links:
+        known = sorted({_task_of(p) for p in _latest_links()})
+        what = f"latest:{task}" if task else "latest"
+        raise RunNotFoundError(
+            f"{what}: no finished run found under {', '.join(str(d) for d in log_dirs())}"
+            + (f"; runs exist for: {', '.join(known)}" if known else "")
+            + "; pass a checkpoint path, a run folder or a Hugging Face/Google folder instead")
+    return max(links, key=lambda p: p.resolve().stat().st_mtime).resolve()
+
+
+def checkpoint_of_run(run_dir: Path) -> Optional[Path]:
+    """A run folder's checkpoint: the best dev checkpoint recorded in results.json, else checkpoints/last.ckpt."""
+    results = run_dir / "results.json"
+    if results.is_file():
+        best = (json.loads(results.read_text()).get("best") or {}).get("checkpoint")
+        if best and Path(best).is_file():
+            return Path(best)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return last if last.is_file() else None
+
+
+def expand(spec: str) -> str:
+    """`latest`, `latest:TASK` or a run folder -> a checkpoint path; anything else is returned unchanged."""
+    spec = str(spec)
+    if spec == "latest" or spec.startswith("latest:"):
+        run_dir = find_latest(spec.partition(":")[2] or None)
+    else:
+        run_dir = Path(spec).expanduser()
+        if not (run_dir.is_dir() and ((run_dir / "results.json").is_file() or (run_dir / "checkpoints").is_dir())):
+            return spec
+    ckpt = checkpoint_of_run(run_dir)
+    if ckpt is None:
+        raise RunNotFoundError(f"{spec} ({run_dir}): the run has no checkpoint (checkpoints/last.ckpt); it may have "
+                               f"stopped before its first save")
+    return str(ckpt)

@@ -1,0 +1,104 @@
+"""The two jobs behind the entry points, as functions of a composed config: `python train.py` / `finetune.py` call
+them under Hydra, and the Python API (`bert_pl.pretrain`, `bert_pl.finetune`) composes the same configs and calls
+them without a Hydra runtime."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from bert_pl.training import runner
+
+log = logging.getLogger("bert_pl")
+
+
+def pretrain(cfg: DictConfig):
+    """What `python train.py` runs: pretrain (MLM + NSP) as the composed config says; returns the final
+    validation MLM accuracy."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from bert_pl.io import checkpoints
+    from bert_pl.io.runs import expand, mark_latest
+    from bert_pl.io import tokenization
+
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    ckpt_path = expand(cfg.ckpt_path) if cfg.ckpt_path else None  # a .ckpt, a run folder or latest:train
+    resume = checkpoints.resolve(ckpt_path) if ckpt_path else None
+    start = resume or (checkpoints.resolve(cfg.pretrained) if cfg.pretrained else None)
+    tokenizer = datamodule.load_tokenizer(from_checkpoint=start.tokenizer_json if start else None)
+    model = runner.model_dict(cfg.model, tokenizer.get_vocab_size(), ckpt_path or cfg.pretrained)
+    runner.check_seq_length(cfg.data.max_seq_length, model)
+
+    module = instantiate(cfg.module, _convert_="all", model=model, optimizer=instantiate(cfg.optimizer),
+                         pretrained=None if resume else cfg.pretrained)
+    module.tokenizer_json = tokenizer.to_str()
+    runner.pin_ddp_children(cfg.paths.output_dir)
+    trainer = runner.build_trainer(cfg)
+    if trainer.is_global_zero:
+        tokenization.save(tokenizer, f"{cfg.paths.output_dir}/tokenizer")
+    with runner.distributed_job():
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+
+    ckpt_cb = trainer.checkpoint_callback
+    if trainer.is_global_zero and ckpt_cb is not None:
+        last = ckpt_cb.last_model_path or ckpt_cb.best_model_path
+        metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
+        log.info("metrics at the end: %s", metrics)
+        print(f"checkpoint: {last}")
+        if last:
+            mark_latest(cfg.paths.output_dir)
+            print("fine-tune it: python finetune.py task=TASK ... (pretrained= defaults to this run, "
+                  "outputs/train/runs/latest)")
+    return trainer.callback_metrics.get("val/mlm_acc")
+
+
+
+def finetune(cfg: DictConfig, overrides=()):
+    """What `python finetune.py` runs: fine-tune (or with train=false evaluate) on the composed task; writes
+    predictions and results.json; returns the best dev value."""
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from bert_pl.io import checkpoints, tokenization
+    from bert_pl.io.runs import mark_latest
+    from bert_pl.tasks.results import finish
+
+    L.seed_everything(cfg.seed, workers=True)
+    pretrained = runner.weights_to_start_from(cfg)
+    ckpt = checkpoints.resolve(pretrained)
+    if not ckpt.tokenizer_json:
+        raise runner.UserConfigError(f"{ckpt.source} has no vocab.txt/tokenizer.json; put the vocab next to the "
+                                     f"weights")
+    task = instantiate(cfg.data)  # a bert_pl.tasks.base.Task
+    task.set_tokenizer(tokenization.from_json_string(ckpt.tokenizer_json))
+    model = runner.model_dict(cfg.model, 0, pretrained)
+    runner.check_seq_length(cfg.data.max_seq_length, model)
+    task.prepare()
+    if not cfg.train:
+        runner.check_fine_tuned_for(ckpt, task, cfg.task.name)
+    module = instantiate(cfg.module, _convert_="all", model=model, head=task.head, head_kwargs=task.head_kwargs(),
+                         labels=task.labels, main_metric=task.main_metric,
+                         optimizer=instantiate(cfg.optimizer), pretrained=pretrained)
+    runner.pin_ddp_children(cfg.paths.output_dir)
+    trainer = runner.build_trainer(cfg)
+    start = time.time()
+    with runner.distributed_job():
+        if cfg.train:
+            trainer.fit(module, datamodule=task)
+        if not trainer.is_global_zero:
+            return None
+        results = finish(trainer, module, task, cfg, Path(cfg.paths.output_dir), time.time() - start,
+                         overrides, pretrained)
+    mark_latest(cfg.paths.output_dir)
+    if cfg.train:
+        print(f"best dev {results['best']['metric']}: {results['best']['value']} (epoch {results['best']['epoch']}); "
+              f"results: {cfg.paths.output_dir}/results.json")
+    else:
+        print(f"dev: {json.dumps(results['dev'])}; results: {cfg.paths.output_dir}/results.json")
+    return results["best"]["value"]
+

@@ -1,0 +1,137 @@
+"""Using trained models: predict.py, the Python API (bert_pl.load / finetune / pretrain), runs/latest, train=false."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, shared
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A tiny pretraining run and an MRPC fine-tuning run from it (found through latest:train), in their own
+    outputs folder."""
+    outputs = tmp_path_factory.mktemp("outputs")
+    env = {"BERT_PL_OUTPUTS": str(outputs)}
+    res = run_cli(["train.py", "data=sample_text", "data.batch_size=8", "data.num_workers=0", "trainer.max_steps=4",
+                   "trainer.val_check_interval=4", f"paths.log_dir={outputs}",
+                   f"data.cache_dir={outputs / 'cache'}"], env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = run_cli(["finetune.py", "task=mrpc", f"data_dir={shared('glue')}", "data.limit_train_examples=48",
+                   "trainer.max_epochs=1", f"paths.log_dir={outputs}", "optimizer.lr=1e-3"], env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "starting from the newest pretraining run" in res.stdout + res.stderr
+    return outputs, env
+
+
+def test_latest_links_point_at_the_finished_runs(runs):
+    outputs, _ = runs
+    for task in ("train", "finetune/mrpc"):
+        link = outputs / task / "runs" / "latest"
+        assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+        assert (link / ".hydra").is_dir()
+    results = json.loads((outputs / "finetune/mrpc/runs/latest/results.json").read_text())
+    assert "/train/runs/" in results["pretrained"]  # fine-tuned from the pretraining run
+
+
+def test_predict_cli_equals_the_fine_tuning_runs_own_dev_predictions(runs, tmp_path):
+    outputs, env = runs
+    rows = [line.split("\t") for line in shared("glue", "MRPC", "dev.tsv").read_text(encoding="utf-8-sig")
+            .splitlines()[1:]]
+    (tmp_path / "dev.txt").write_text("".join(f"{r[3]}\t{r[4]}\n" for r in rows), encoding="utf-8")
+    res = run_cli(["predict.py", "model=latest:mrpc", f"input={tmp_path / 'dev.txt'}",
+                   f"output={tmp_path / 'preds.jsonl'}"], env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ours = [json.loads(line) for line in open(tmp_path / "preds.jsonl")]
+    run = [json.loads(line) for line in open(outputs / "finetune/mrpc/runs/latest/predictions_dev.jsonl")]
+    assert len(ours) == len(run) == 408
+    assert [r["label"] for r in ours] == [r["label"] for r in run]
+    assert max(abs(a["probabilities"][k] - b["probabilities"][k]) for a, b in zip(ours, run)
+               for k in a["probabilities"]) < 1e-5
+
+
+def test_predict_from_stdin_and_one_line_errors(runs, tmp_path):
+    _, env = runs
+    res = run_cli(["predict.py", "model=latest:finetune/mrpc", "input=-"], env=env,
+                  input="The cat sat.\tA cat was sitting.\nIt rains.\tIt is wet.\n")
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [line for line in res.stdout.splitlines() if '"label"' in line]
+    assert len(lines) == 2 and lines[0].startswith("The cat sat. | A cat was sitting.")
+    cases = [
+        (["model=latest:mrpc", "text=only one text"], "input 1: the model was fine-tuned on pairs"),
+        (["model=latest:train", "mode=predict", "text=hi"], "is a pretraining checkpoint with no task head"),
+        (["model=latest:train", "text=no mask here"], "no [MASK] in 'no mask here'"),
+        (["model=latest:squad_v1", "text=x"], "latest:squad_v1: no finished run found"),
+        (["model=latest:mrpc", f"input={tmp_path / 'missing.txt'}"], "missing.txt not found"),
+        (["model=latest:mrpc", "colour=red"], "unknown setting 'colour'"),
+        (["input=x.txt"], "pass model=..."),
+    ]
+    (tmp_path / "empty.txt").write_text("\n\n")
+    cases.append((["model=latest:mrpc", f"input={tmp_path / 'empty.txt'}"], "no input lines"))
+    for args, message in cases:
+        res = run_cli(["predict.py", *args], env=env)
+        assert res.returncode == 2 and message in res.stderr, (args, res.stderr[-2000:])
+        assert "Traceback" not in res.stderr
+
+
+def test_python_api_load_predict_fill_mask_embed(runs, monkeypatch):
+    outputs, env = runs
+    monkeypatch.setenv("BERT_PL_OUTPUTS", env["BERT_PL_OUTPUTS"])
+    import bert_pl
+
+    clf = bert_pl.load(outputs / "finetune/mrpc/runs/latest")
+    assert clf.head == "classification" and clf.labels == ["0", "1"] and clf.max_seq_length == 128
+    out = clf.predict([("The cat sat.", "A cat was sitting."), ("Hi.", "Bye.")])
+    assert [set(r) for r in out] == [{"label", "probabilities"}] * 2
+    assert abs(sum(out[0]["probabilities"].values()) - 1) < 1e-5
+    lm = bert_pl.load("latest:train")
+    masks = lm.fill_mask("the [MASK] sat on the [MASK] .", top_k=3)
+    assert len(masks) == 2 and all(len(m) == 3 for m in masks)
+    assert masks[0][0]["probability"] >= masks[0][1]["probability"] >= masks[0][2]["probability"]
+    vectors = lm.embed(["a sentence", "another, longer sentence here"], layers=[-1, -2], pooling="mean")
+    hidden = lm.model.config.hidden_size
+    assert vectors.shape == (2, 2 * hidden) and np.isfinite(vectors).all()
+    with pytest.raises(bert_pl.inference.PredictError, match="pretraining checkpoint with no task head"):
+        lm.predict(["x"])
+
+
+def test_minilm_embed_matches_transformers(minilm_dir):
+    import torch
+    import transformers
+
+    import bert_pl
+
+    model = bert_pl.load(minilm_dir)
+    texts = ["The quick brown fox.", "A much longer sentence, with several more words in it than the first."]
+    ours = model.embed(texts, layers=[-1], pooling="mean")
+    tok = transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
+    hf = transformers.BertModel.from_pretrained(str(minilm_dir)).eval()
+    with torch.no_grad():
+        x = tok(texts, padding=True, return_tensors="pt")
+        h = hf(**x).last_hidden_state
+        m = x["attention_mask"].unsqueeze(-1).float()
+        ref = ((h * m).sum(1) / m.sum(1)).numpy()
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+def test_train_false_evaluates_a_fine_tuned_model(runs, tmp_path):
+    outputs, env = runs
+    res = run_cli(["finetune.py", "task=mrpc", "model_path=latest:mrpc", "train=false", f"data_dir={shared('glue')}",
+                   f"hydra.run.dir={tmp_path / 'eval'}"], env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    again = (tmp_path / "eval" / "predictions_dev.jsonl").read_text()
+    assert again == (outputs / "finetune/mrpc/runs/latest/predictions_dev.jsonl").read_text()
+    assert (tmp_path / "eval" / "submission" / "MRPC.tsv").is_file()
+    res = run_cli(["finetune.py", "task=stsb", "model_path=latest:mrpc", "train=false", f"data_dir={shared('glue')}",
+                   f"hydra.run.dir={tmp_path / 'wrong'}"], env=env)
+    assert res.returncode == 2 and "was fine-tuned with labels ['0', '1'], task=stsb has ['score']" in res.stderr
+    res = run_cli(["finetune.py", "task=mrpc", "train=false", f"hydra.run.dir={tmp_path / 'none'}"], env=env)
+    assert res.returncode == 2 and "train=false evaluates a fine-tuned model: pass model_path=" in res.stderr
+
+
+def test_no_pretrained_and_no_pretraining_run_says_what_to_pass(tmp_path):
+    res = run_cli(["finetune.py", "task=mrpc", f"hydra.run.dir={tmp_path / 'run'}"],
+                  env={"BERT_PL_OUTPUTS": str(tmp_path / "empty")})
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert "no pretrained= given and no pretraining run found" in res.stderr
