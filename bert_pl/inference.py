@@ -40,6 +40,12 @@ def _progress(total: int, enabled: bool):
     return progress
 
 
+def _length(feature: dict) -> int:
+    """Tokens of a feature (for multiple choice: of its longest choice)."""
+    ids = feature["input_ids"]
+    return max(len(s) for s in ids) if ids and not np.isscalar(ids[0]) else len(ids)
+
+
 class Model:
     """A checkpoint ready to predict; built by `load`."""
 
@@ -102,12 +108,12 @@ class Model:
         return enc
 
     @torch.no_grad()
-    def _run(self, features: List[dict], progress: bool = True) -> List[dict]:
+    def _run(self, features: List[dict], progress: bool = True, collate=None) -> List[dict]:
         """Features in batches of similar length (unpadded encoder); the model's outputs per feature, in order."""
         from bert_pl.tasks.base import PaddingCollator
 
-        collate = PaddingCollator(self.vocab["[PAD]"])
-        order = np.argsort([len(f["input_ids"]) for f in features], kind="stable")
+        collate = collate or PaddingCollator(self.vocab["[PAD]"])
+        order = np.argsort([_length(f) for f in features], kind="stable")
         out: List[Optional[dict]] = [None] * len(features)
         bar = _progress(len(features), progress)
         for start in range(0, len(order), self.batch_size):
@@ -117,7 +123,7 @@ class Model:
             for j, i in enumerate(idx):
                 out[i] = {k: v[j].float().cpu().numpy() for k, v in result.items()
                           if torch.is_tensor(v) and v.dim() > 0 and k != "loss"}
-                out[i]["length"] = len(features[i]["input_ids"])
+                out[i]["length"] = _length(features[i])
             if bar is not None:
                 bar.update(bar.task_ids[0], advance=len(idx))
         if bar is not None:
@@ -128,7 +134,8 @@ class Model:
     def predict(self, inputs: Iterable, progress: bool = True) -> List[dict]:
         """One result per input, in order. Classification: a text or a (text_a, text_b) pair per input ->
         {"label", "probabilities"} ({"labels", ...} multi-label, {"score"} regression). Span QA: {"question",
-        "context"} dicts -> {"answer", "start", "end", "score"} ("" for no answer, v2)."""
+        "context"} dicts -> {"answer", "start", "end", "score"} ("" for no answer, v2). Multiple choice:
+        {"context", "choices": [...]} dicts -> {"choice": index, "probabilities": [...]}."""
         inputs = list(inputs)
         if not inputs:
             raise PredictError("no inputs to predict")
@@ -144,7 +151,32 @@ class Model:
             return decode_logits(logits, self.labels, self.problem_type)
         if self.head == "span":
             return self._predict_span(inputs)
+        if self.head == "multiple_choice":
+            return self._predict_choices(inputs, progress)
         raise PredictError(f"predict is not available yet for {self.head} checkpoints")
+
+    def _predict_choices(self, inputs: List[dict], progress: bool) -> List[dict]:
+        """{"context", "choices": [...]} per input -> {"choice": index, "probabilities": [k]}."""
+        from bert_pl.tasks.multiple_choice import MultipleChoiceCollator
+
+        for n, x in enumerate(inputs, 1):
+            if not isinstance(x, dict) or not x.get("context") or not isinstance(x.get("choices"), (list, tuple)) \
+                    or not x["choices"]:
+                raise PredictError(f"input {n}: a multiple-choice model takes {{'context': ..., 'choices': [...]}}")
+        enc = iter(self._encode([(x["context"], str(c)) for x in inputs for c in x["choices"]]))
+        feats = []
+        for x in inputs:
+            parts = [next(enc) for _ in x["choices"]]
+            feats.append({"input_ids": [e.ids for e in parts], "token_type_ids": [e.type_ids for e in parts]})
+        results: List[Optional[dict]] = [None] * len(inputs)
+        for k in sorted({len(x["choices"]) for x in inputs}):  # a batch holds one number of choices
+            idx = [i for i, x in enumerate(inputs) if len(x["choices"]) == k]
+            outs = self._run([feats[i] for i in idx], progress, MultipleChoiceCollator(self.vocab["[PAD]"]))
+            for i, o in zip(idx, outs):
+                z = np.exp(o["logits"] - o["logits"].max())
+                p = z / z.sum()
+                results[i] = {"choice": int(p.argmax()), "probabilities": [round(float(q), 6) for q in p]}
+        return results
 
     def _predict_span(self, inputs: List[dict]) -> List[dict]:
         from bert_pl.tasks import squad
@@ -250,6 +282,7 @@ def load(path, device: Union[str, torch.device] = "cpu", batch_size: int = 64,
 def read_inputs(cfg, head: str):
     """(ids or None, examples) from `text=`, `input=-` (stdin) or a file. Plain text: one example per line, a tab
     between pair members. csv/tsv/json/jsonl: the text columns (given or found), or question/context for QA."""
+    import json
     import sys
     from pathlib import Path
 
@@ -270,6 +303,8 @@ def read_inputs(cfg, head: str):
     wanted = list(cfg.text_columns) if cfg.text_columns else None
     if head == "span":
         wanted = wanted or ["question", "context"]
+    if head == "multiple_choice":
+        wanted = wanted or ["context", "choices"]
     if wanted is None:
         wanted = next((list(c) for c in TEXT_COLUMN_CANDIDATES if all(x in columns for x in c)), None)
     if not wanted or any(c not in columns for c in wanted):
@@ -281,6 +316,15 @@ def read_inputs(cfg, head: str):
         values = ["" if row.get(c) is None else str(row[c]) for c in wanted]
         if head == "span":
             examples.append({"question": values[0], "context": values[1]})
+        elif head == "multiple_choice":
+            choices = row[wanted[1]]
+            if isinstance(choices, str):
+                try:
+                    choices = json.loads(choices)
+                except ValueError:
+                    raise PredictError(f"{cfg.input}: row {lineno}: {wanted[1]!r} must be a list of choices "
+                                       f"(a JSON array in a csv/tsv cell)") from None
+            examples.append({"context": values[0], "choices": list(choices)})
         else:
             examples.append(values[0] if len(values) == 1 else tuple(values))
         ids.append(str(row[id_col]) if id_col and row.get(id_col) is not None else str(n))
@@ -300,6 +344,10 @@ def _read_text(path):
 
 def _split_line(line: str, head: str, where: str):
     parts = line.rstrip("\n").split("\t")
+    if head == "multiple_choice":
+        if len(parts) < 3:
+            raise PredictError(f"{where}: a multiple-choice model takes 'context<TAB>choice 1<TAB>choice 2...' per line")
+        return {"context": parts[0], "choices": parts[1:]}
     if head == "span":
         if len(parts) != 2:
             raise PredictError(f"{where}: a question-answering model takes 'question<TAB>context' per line")
@@ -356,6 +404,7 @@ def run_predict(cfg) -> list:
         print(f"wrote {len(results)} predictions to {out}", file=sys.stderr)
     else:
         for x, r in zip(examples, results):
-            shown = x if isinstance(x, str) else " | ".join(x.values() if isinstance(x, dict) else x)
+            shown = x if isinstance(x, str) else " | ".join(
+                str(v) for v in (x.values() if isinstance(x, dict) else x))
             print(f"{shown[:60]:<62}{json.dumps({k: v for k, v in r.items() if k != 'embedding'}, ensure_ascii=False)}")
     return results

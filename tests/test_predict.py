@@ -135,3 +135,59 @@ def test_no_pretrained_and_no_pretraining_run_says_what_to_pass(tmp_path):
                   env={"BERT_PL_OUTPUTS": str(tmp_path / "empty")})
     assert res.returncode == 2, res.stderr[-2000:]
     assert "no pretrained= given and no pretraining run found" in res.stderr
+
+
+def _tiny_checkpoint(tmp_path, tokenizer, head, model_cls, **kwargs):
+    import torch
+
+    from bert_pl.io.checkpoints import Checkpoint, save_ours
+    from bert_pl.model.bert import BertConfig
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=64, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=128)
+    model = model_cls(cfg, **kwargs).eval()
+    path = save_ours(Checkpoint(cfg, model.state_dict(), tokenizer.to_str(), "test", "bert-pl", {"head": head}),
+                     tmp_path / f"{head}.ckpt")
+    return path, model
+
+
+def test_multiple_choice_predictions_equal_the_models_own_scores(tmp_path, minilm_tokenizer):
+    import torch
+
+    import bert_pl
+    from bert_pl.model.heads import BertForMultipleChoice
+
+    path, model = _tiny_checkpoint(tmp_path, minilm_tokenizer, "multiple_choice", BertForMultipleChoice)
+    inputs = [{"context": "A man sits on a bench.", "choices": ["He stands up.", "He eats lunch.", "A dog runs."]},
+              {"context": "The sun rises.", "choices": ["Birds sing.", "It snows indoors."]}]
+    out = bert_pl.load(path).predict(inputs)
+    for x, r in zip(inputs, out):
+        enc = [minilm_tokenizer.encode(x["context"], c) for c in x["choices"]]
+        ids = torch.tensor([[e.ids for e in enc]]) if len({len(e.ids) for e in enc}) == 1 else None
+        if ids is None:  # pad to one width
+            width = max(len(e.ids) for e in enc)
+            ids = torch.tensor([[e.ids + [0] * (width - len(e.ids)) for e in enc]])
+            types = torch.tensor([[e.type_ids + [0] * (width - len(e.ids)) for e in enc]])
+            mask = torch.tensor([[[1] * len(e.ids) + [0] * (width - len(e.ids)) for e in enc]])
+        else:
+            types, mask = torch.tensor([[e.type_ids for e in enc]]), torch.ones_like(ids)
+        with torch.no_grad():
+            expected = torch.softmax(model(ids, types, mask)["logits"][0], -1).numpy()
+        assert len(r["probabilities"]) == len(x["choices"]) and r["choice"] == int(expected.argmax())
+        np.testing.assert_allclose(r["probabilities"], expected, atol=1e-5)
+
+
+def test_span_predictions_point_into_the_context(tmp_path, minilm_tokenizer):
+    import bert_pl
+    from bert_pl.model.heads import BertForQuestionAnswering
+
+    path, _ = _tiny_checkpoint(tmp_path, minilm_tokenizer, "span", BertForQuestionAnswering)
+    inputs = [{"question": "Who met Bob?", "context": "Alice met Bob in Paris in the spring of 1999."},
+              {"question": "Where?", "context": "The meeting took place in a small cafe near the river."}]
+    out = bert_pl.load(path).predict(inputs)
+    for x, r in zip(inputs, out):
+        assert r["answer"] and x["context"][r["start"]:r["end"]] == r["answer"]
+        assert 0 < r["score"] <= 1
+    with pytest.raises(bert_pl.inference.PredictError, match="takes {'question'"):
+        bert_pl.load(path).predict(["just text"])
