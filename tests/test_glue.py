@@ -174,7 +174,7 @@ def test_finetune_mrpc_end_to_end(tiny_pretrained, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert [h["epoch"] for h in results["history"]] == [0, 1]
-    assert {"acc", "f1"} <= set(results["dev"]["dev"]) and results["best"]["metric"] == "f1"
+    assert {"acc", "f1"} <= set(results["dev"]["dev"]) and results["best"]["metric"] == "acc_and_f1"
     assert results["labels"] == ["0", "1"]
     assert results["best"]["value"] == max(h["main"] for h in results["history"])
     rows = list(csv.reader(open(out / "submission" / "MRPC.tsv"), delimiter="\t"))

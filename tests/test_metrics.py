@@ -72,6 +72,7 @@ def test_classification_metrics_single_label(seed, k):
     }
     if k == 2:
         expected["f1"] = skm.f1_score(labels, preds, zero_division=0)
+        expected["acc_and_f1"] = (expected["acc"] + expected["f1"]) / 2
     else:
         expected["f1_macro"] = _sk_f1(preds, labels, "macro")
         expected["f1_micro"] = _sk_f1(preds, labels, "micro")
@@ -203,7 +204,7 @@ def test_multilabel_all_empty():
 @pytest.mark.parametrize(
     "kind,num_labels,expected",
     [
-        ("single_label", 2, {"acc", "f1", "mcc"}),
+        ("single_label", 2, {"acc", "f1", "acc_and_f1", "mcc"}),
         ("single_label", 3, {"acc", "f1_macro", "f1_micro", "mcc"}),
         ("single_label", 7, {"acc", "f1_macro", "f1_micro", "mcc"}),
         ("regression", 1, {"pearson", "spearman", "mse"}),

@@ -196,6 +196,26 @@ def test_build_dataset_is_cached_and_well_formed(tmp_path, minilm_tokenizer):
     assert again["train"]["input_ids"] == train["input_ids"]
 
 
+def test_one_held_out_document_still_gives_both_nsp_classes(tmp_path, minilm_tokenizer):
+    """With val_fraction holding out one document, random-next segments come from training documents, so
+    validation NSP is about half random-next (before: all IsNext, and an untrained model scored NSP 1.0)."""
+    rng = random.Random(0)
+    words = "the a cat dog sat ran on under table house river quickly slowly big small".split()
+    corpus = tmp_path / "docs.txt"
+    corpus.write_text("\n\n".join("\n".join(" ".join(rng.choice(words) for _ in range(12)) + "."
+                                             for _ in range(30)) for _ in range(20)) + "\n")
+    src = {"format": "google", "paths": [str(corpus)]}
+    ds = build_pretraining_dataset(src, minilm_tokenizer, tmp_path / "cache", max_seq_length=64, dupe_factor=10,
+                                   val_fraction=0.05)
+    labels = ds["validation"]["next_sentence_label"]
+    assert len(labels) >= 60 and 0.25 < sum(labels) / len(labels) < 0.75
+    single = tmp_path / "single.txt"  # one sentence per document: every pair is random-next
+    single.write_text("\n\n".join(" ".join(rng.choice(words) for _ in range(40)) for _ in range(40)) + "\n")
+    with pytest.raises(CorpusError, match="only one NSP class"):
+        build_pretraining_dataset({"format": "google", "paths": [str(single)]}, minilm_tokenizer, tmp_path / "c2",
+                                  max_seq_length=64, val_fraction=0.05)
+
+
 def test_sampler_shards_ranks_disjointly_and_resumes():
     from bert_pl.pretraining.sampling import ResumableSampler
 

@@ -218,7 +218,7 @@ def test_single_label_evaluate_and_predictions(tmp_path, minilm_tokenizer):
     logits = [[2.0, 0.0], [0.0, 1.0], [0.0, 3.0], [1.0, 1.5]]  # predicts neg pos pos pos: 3 of 4 right
     out = outputs(logits, order=[2, 0, 3, 1])  # as gathered: not in row order
     metrics = task.evaluate("dev", out)
-    assert set(metrics) == {"acc", "f1", "mcc"} and metrics["acc"] == pytest.approx(0.75)
+    assert set(metrics) == {"acc", "f1", "acc_and_f1", "mcc"} and metrics["acc"] == pytest.approx(0.75)
     assert metrics["f1"] == pytest.approx(0.8)  # tp=2 fp=1 fn=0
     path = task.write_predictions("dev", out, tmp_path / "out", submission=False)
     assert path == tmp_path / "out" / "predictions_dev.jsonl"
@@ -436,7 +436,7 @@ def test_malformed_files_name_the_file_and_line(tmp_path, minilm_tokenizer, good
 def test_settings_checked_before_training(tmp_path, minilm_tokenizer, good):
     train, rows = good
     msg = error(minilm_tokenizer, train, train, main_metric="f1_macro")
-    assert "data.main_metric" in msg and "'f1_macro'" in msg and "choose one of ['acc', 'f1', 'mcc']" in msg
+    assert "data.main_metric" in msg and "'f1_macro'" in msg and "choose one of ['acc', 'f1', 'acc_and_f1', 'mcc']" in msg
     msg = error(minilm_tokenizer, train, train, label_type="float", main_metric="acc")
     assert "choose one of ['pearson', 'spearman', 'mse']" in msg
     one = write(tmp_path / "one.csv", [dict(r, label="pos") for r in rows])
@@ -517,7 +517,7 @@ def test_cli_single_label_csv_with_a_test_file(tiny_pretrained, tmp_path):
     assert results["task"] == "text_classification" and results["labels"] == ["negative", "positive"]
     assert results["problem_type"] == "single_label"
     assert results["best"]["metric"] == "acc" and results["best"]["epoch"] == 0
-    assert set(results["dev"]["dev"]) == {"acc", "f1", "mcc"}
+    assert set(results["dev"]["dev"]) == {"acc", "f1", "acc_and_f1", "mcc"}
     assert results["best"]["value"] == pytest.approx(results["history"][0]["dev"]["acc"])
     assert results["dev"]["dev"]["acc"] == pytest.approx(results["best"]["value"])  # the best checkpoint, reloaded
     dev_rows = read_jsonl(out / "predictions_dev.jsonl")

@@ -97,21 +97,25 @@ def build_input(tokens_a, tokens_b, cls_id: int, sep_id: int) -> List[int]:
 class _InstanceBuilder:
     """The `datasets.map` function: a batch of tokenised documents (one shard) -> pretraining instances.
 
-    Random-next segments are drawn from the same shard, so memory is bounded by the shard, as Google's per-file runs.
+    Random-next segments are drawn from the same shard, so memory is bounded by the shard, as Google's per-file runs,
+    and also from `random_pool` when given: the validation split, often a handful of documents, draws them from
+    training documents too, so its NSP pairs are half random-next as in training (with one held-out document they
+    would all be IsNext).
     """
 
-    def __init__(self, max_seq_length, short_seq_prob, dupe_factor, nsp, seed, cls_id, sep_id):
+    def __init__(self, max_seq_length, short_seq_prob, dupe_factor, nsp, seed, cls_id, sep_id, random_pool=None):
         self.__dict__.update(locals())
         del self.__dict__["self"]
 
     def __call__(self, batch, indices):
         docs = [d for d in batch["sentence_ids"] if d]
+        pool = docs + list(self.random_pool or [])
         out: Dict[str, list] = {"input_ids": [], "next_sentence_label": []}
         rng = random.Random(f"{self.seed}-{indices[0]}")
         for _ in range(self.dupe_factor):
             for di in range(len(docs)):
                 for a, b, is_random in create_instances_from_document(
-                        docs, di, self.max_seq_length, self.short_seq_prob, rng, self.nsp):
+                        pool, di, self.max_seq_length, self.short_seq_prob, rng, self.nsp):
                     out["input_ids"].append(build_input(a, b, self.cls_id, self.sep_id))
                     out["next_sentence_label"].append(int(is_random))
         return out
@@ -228,7 +232,7 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
 
     datasets.disable_progress_bars()
     params = dict(max_seq_length=max_seq_length, short_seq_prob=short_seq_prob, dupe_factor=dupe_factor, nsp=nsp,
-                  val_fraction=val_fraction, seed=seed, docs_per_shard=docs_per_shard, version=1)
+                  val_fraction=val_fraction, seed=seed, docs_per_shard=docs_per_shard, version=2)
     key = hashlib.sha256(
         (fingerprint(source) + json.dumps(params, sort_keys=True) + tokenizer.to_str()).encode()
     ).hexdigest()[:16]
@@ -265,6 +269,10 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
                                    vocab["[SEP]"])
         out = {}
         for name, part in splits.items():
+            if name == "validation" and nsp:
+                train_docs = splits["train"].select(range(min(len(splits["train"]), docs_per_shard)))
+                builder = _InstanceBuilder(max_seq_length, short_seq_prob, dupe_factor, nsp, seed, vocab["[CLS]"],
+                                           vocab["[SEP]"], [d for d in train_docs["sentence_ids"] if d])
             out[name] = part.map(
                 builder, batched=True, batch_size=docs_per_shard, with_indices=True, remove_columns=["sentence_ids"],
                 num_proc=max(1, min(nproc, len(part) // docs_per_shard or 1)), desc=f"pairing {name}",
@@ -274,6 +282,10 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
             if len(out[name]) == 0:
                 raise CorpusError(f"the corpus {_describe(source)} gave no {name} instances: documents are too short "
                                   f"or too few; add text or lower data.val_fraction")
+            if name == "validation" and nsp and len(set(out[name]["next_sentence_label"])) < 2:
+                raise CorpusError(f"the validation split of {_describe(source)} has only one NSP class in "
+                                  f"{len(out[name])} pairs, so its NSP accuracy would mean nothing; raise "
+                                  f"data.val_fraction or add documents")
         dd = datasets.DatasetDict(out)
         dd.save_to_disk(str(work / "final"))
         shutil.rmtree(final, ignore_errors=True)

@@ -161,7 +161,7 @@ def metric_names(kind: str, num_labels: int) -> list[str]:
     if kind == "single_label":
         if num_labels < 2:
             raise ValueError(f"single_label needs num_labels >= 2, got {num_labels}")
-        return ["acc", "f1", "mcc"] if num_labels == 2 else ["acc", "f1_macro", "f1_micro", "mcc"]
+        return ["acc", "f1", "acc_and_f1", "mcc"] if num_labels == 2 else ["acc", "f1_macro", "f1_micro", "mcc"]
     if kind == "regression":
         return ["pearson", "spearman", "mse"]
     if kind == "multi_label":
@@ -193,6 +193,7 @@ def classification_metrics(preds, labels, kind: str, num_labels: int) -> dict[st
         out = {"acc": accuracy(preds, labels), "mcc": matthews_corrcoef(preds, labels)}
         if num_labels == 2:
             out["f1"] = f1_binary(preds, labels)
+            out["acc_and_f1"] = (out["acc"] + out["f1"]) / 2  # GLUE's score for MRPC and QQP
         else:
             out["f1_macro"] = f1_macro(preds, labels)
             out["f1_micro"] = f1_micro(preds, labels)
