@@ -43,7 +43,7 @@ def _progress(total: int, enabled: bool):
 def _length(feature: dict) -> int:
     """Tokens of a feature (for multiple choice: of its longest choice)."""
     ids = feature["input_ids"]
-    return max(len(s) for s in ids) if ids and not np.isscalar(ids[0]) else len(ids)
+    return max(len(s) for s in ids) if len(ids) and not np.isscalar(ids[0]) else len(ids)
 
 
 class Model:
@@ -135,7 +135,8 @@ class Model:
         """One result per input, in order. Classification: a text or a (text_a, text_b) pair per input ->
         {"label", "probabilities"} ({"labels", ...} multi-label, {"score"} regression). Span QA: {"question",
         "context"} dicts -> {"answer", "start", "end", "score"} ("" for no answer, v2). Multiple choice:
-        {"context", "choices": [...]} dicts -> {"choice": index, "probabilities": [...]}."""
+        {"context", "choices": [...]} dicts -> {"choice": index, "probabilities": [...]}. Token classification: a
+        text or a list of words -> {"entities": [{"type", "text", "start", "end"}], "words": [...]}."""
         inputs = list(inputs)
         if not inputs:
             raise PredictError("no inputs to predict")
@@ -153,7 +154,53 @@ class Model:
             return self._predict_span(inputs)
         if self.head == "multiple_choice":
             return self._predict_choices(inputs, progress)
-        raise PredictError(f"predict is not available yet for {self.head} checkpoints")
+        if self.head == "token_classification":
+            return self._predict_tags(inputs, progress)
+        raise PredictError(f"predict is not available for {self.head} checkpoints")
+
+    def _predict_tags(self, inputs: list, progress: bool) -> List[dict]:
+        """A text (split into words as BERT's basic tokenizer does, with character offsets) or a list of words per
+        input -> {"words": [{"word", "tag", "start", "end"}], "entities": [{"type", "text", "start", "end"}]}
+        (conlleval's chunks; offsets into the text, None for pre-split words). Long inputs are windowed."""
+        from bert_pl.tasks.conlleval import chunks
+        from bert_pl.tasks.token_classification import build_features, word_pieces, word_predictions
+
+        splitter = self.tokenizer.pre_tokenizer
+        sentences, spans = [], []
+        for n, x in enumerate(inputs, 1):
+            if isinstance(x, str):
+                parts = splitter.pre_tokenize_str(x) if splitter is not None else \
+                    [(w, (0, 0)) for w in x.split()]
+                sentences.append([w for w, _ in parts])
+                spans.append([s for _, s in parts] if splitter is not None else None)
+            elif isinstance(x, (list, tuple)) and all(isinstance(w, str) for w in x):
+                sentences.append(list(x))
+                spans.append(None)
+            else:
+                raise PredictError(f"input {n}: a token-classification model takes a text or a list of words")
+            if not sentences[-1]:
+                raise PredictError(f"input {n}: no words")
+        pieces = word_pieces(self.tokenizer, sentences)
+        feats, windows, _ = build_features(pieces, None, self.vocab["[CLS]"], self.vocab["[SEP]"],
+                                           self.max_seq_length, self.task_info.get("doc_stride", 64), False)
+        outs = self._run([{k: f[k] for k in ("input_ids", "token_type_ids")} for f in feats], progress)
+        preds = word_predictions(windows, [len(s) for s in sentences], [o["logits"] for o in outs], range(len(feats)))
+        results = []
+        for x, words, span, ids in zip(inputs, sentences, spans, preds):
+            tags = [self.labels[i] for i in ids]
+            word_rows = [{"word": w, "tag": t, "start": span[i][0] if span else None,
+                          "end": span[i][1] if span else None} for i, (w, t) in enumerate(zip(words, tags))]
+            entities = []
+            for type_, first, last in chunks(tags):
+                if span:
+                    start, end = span[first][0], span[last][1]
+                    text = x[start:end]
+                else:
+                    start = end = None
+                    text = " ".join(words[first:last + 1])
+                entities.append({"type": type_, "text": text, "start": start, "end": end})
+            results.append({"entities": entities, "words": word_rows})
+        return results
 
     def _predict_choices(self, inputs: List[dict], progress: bool) -> List[dict]:
         """{"context", "choices": [...]} per input -> {"choice": index, "probabilities": [k]}."""

@@ -191,3 +191,30 @@ def test_span_predictions_point_into_the_context(tmp_path, minilm_tokenizer):
         assert 0 < r["score"] <= 1
     with pytest.raises(bert_pl.inference.PredictError, match="takes {'question'"):
         bert_pl.load(path).predict(["just text"])
+
+
+def test_token_classification_entities_with_offsets(tmp_path, minilm_tokenizer):
+    import torch
+
+    import bert_pl
+    from bert_pl.io.checkpoints import Checkpoint, save_ours
+    from bert_pl.model.heads import BertForTokenClassification
+
+    labels = ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]
+    path, model = _tiny_checkpoint(tmp_path, minilm_tokenizer, "token_classification", BertForTokenClassification,
+                                   num_labels=len(labels))
+    ckpt = bert_pl.io.checkpoints.resolve(path)
+    save_ours(Checkpoint(ckpt.config, ckpt.state_dict, ckpt.tokenizer_json, "test", "bert-pl",
+                         {"head": "token_classification", "labels": labels}), path)
+    text = "EU rejects German call to boycott British lamb, says Peter Blackburn."
+    out = bert_pl.load(path).predict([text, ["Peter", "Blackburn"]])[0]
+    words = [w["word"] for w in out["words"]]
+    assert words[:4] == ["EU", "rejects", "German", "call"] and "," in words and words[-1] == "."
+    assert all(text[w["start"]:w["end"]] == w["word"] for w in out["words"])
+    enc = minilm_tokenizer.encode(words, is_pretokenized=True)
+    first = [enc.word_ids.index(i) for i in range(len(words))]
+    with torch.no_grad():
+        logits = model(torch.tensor([enc.ids]), torch.tensor([enc.type_ids]))["logits"][0]
+    assert [w["tag"] for w in out["words"]] == [labels[int(logits[p].argmax())] for p in first]
+    for e in out["entities"]:
+        assert text[e["start"]:e["end"]] == e["text"] and e["type"] in ("LOC", "ORG", "PER")
