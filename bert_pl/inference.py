@@ -204,6 +204,7 @@ class Model:
 
     def _predict_choices(self, inputs: List[dict], progress: bool) -> List[dict]:
         """{"context", "choices": [...]} per input -> {"choice": index, "probabilities": [k]}."""
+        from bert_pl.tasks.base import softmax
         from bert_pl.tasks.multiple_choice import MultipleChoiceCollator
 
         for n, x in enumerate(inputs, 1):
@@ -220,8 +221,7 @@ class Model:
             idx = [i for i, x in enumerate(inputs) if len(x["choices"]) == k]
             outs = self._run([feats[i] for i in idx], progress, MultipleChoiceCollator(self.vocab["[PAD]"]))
             for i, o in zip(idx, outs):
-                z = np.exp(o["logits"] - o["logits"].max())
-                p = z / z.sum()
+                p = softmax(o["logits"].astype(np.float64))
                 results[i] = {"choice": int(p.argmax()), "probabilities": [round(float(q), 6) for q in p]}
         return results
 

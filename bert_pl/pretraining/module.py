@@ -1,8 +1,10 @@
 """The pretraining LightningModule: masked LM + next-sentence prediction, with accuracy metrics."""
 from __future__ import annotations
 
+import time
 from typing import Callable, Optional
 
+import lightning as L
 import torch
 
 from bert_pl.training.module import BertModule
@@ -55,3 +57,40 @@ class PretrainingModule(BertModule):
 
     def extra_checkpoint_info(self) -> dict:
         return {"nsp": self.nsp}
+
+
+class RunSummary(L.Callback):
+    """What `train.py` prints at the end: steps, real tokens per second, validation MLM accuracy from the first
+    validation to the last, NSP accuracy."""
+
+    def __init__(self):
+        self.tokens, self.seconds, self.validations = 0, 0.0, []
+        self._t0 = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        real = batch["sequence_ids"] > 0 if "sequence_ids" in batch else batch["attention_mask"].bool()
+        self.tokens += int(real.sum())
+        if self._t0 is not None:
+            self.seconds += time.perf_counter() - self._t0
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.sanity_checking:
+            return
+        m = trainer.callback_metrics
+        self.validations.append({"step": trainer.global_step,
+                                 **{k: round(float(m[f"val/{k}"]), 4) for k in ("mlm_acc", "nsp_acc")
+                                    if f"val/{k}" in m}})
+
+    def text(self, steps: int) -> str:
+        rate = f"{self.tokens / self.seconds:,.0f} tokens/s" if self.seconds else "no training steps"
+        lines = [f"{steps} steps, {self.tokens:,} tokens, {rate} (training steps only)"]
+        if self.validations:
+            first, last = self.validations[0], self.validations[-1]
+            lines.append(f"validation MLM accuracy {first['mlm_acc']} (step {first['step']}) -> {last['mlm_acc']} "
+                         f"(step {last['step']})" + (f", NSP accuracy {last['nsp_acc']}" if "nsp_acc" in last else ""))
+        else:
+            lines.append("no validation ran (data.val_fraction=0, or the run ended before the first one)")
+        return "\n".join(lines)

@@ -35,6 +35,23 @@ class TaskDataError(UserError, ValueError):
     """Bad task data or settings; the message names the file, the row or the key, and the fix."""
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def write_jsonl_predictions(rows: List[dict], out_dir: Path, split: str) -> Path:
+    """`<out_dir>/predictions_<split>.jsonl`: one JSON object per input row, in input order (written atomically)."""
+    import json
+
+    from bert_pl.io.atomic import atomic_write_text
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"predictions_{split}.jsonl"
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
 class PaddingCollator:
     """Pads token sequences per batch (to a multiple of 8; or to a fixed width for XLA) and stacks the rest.
     List-valued integer fields (per-token labels) are padded with -100 to the batch width; list-valued float fields

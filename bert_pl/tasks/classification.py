@@ -19,8 +19,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from bert_pl.io.atomic import atomic_write_text
-from bert_pl.tasks.base import Task, TaskDataError
+from bert_pl.tasks.base import Task, TaskDataError, softmax, write_jsonl_predictions
 from bert_pl.tasks.metrics import check_main_metric, classification_metrics, metric_names
 
 log = logging.getLogger(__name__)
@@ -239,11 +238,7 @@ def decode_logits(logits: np.ndarray, labels: List[str], kind: str) -> List[dict
     preds = predictions(logits, kind)
     if kind == "regression":
         return [{"score": round(float(p), 6)} for p in preds]
-    if kind == "multi_label":
-        probs = 1 / (1 + np.exp(-logits))
-    else:
-        z = np.exp(logits - logits.max(-1, keepdims=True))
-        probs = z / z.sum(-1, keepdims=True)
+    probs = 1 / (1 + np.exp(-logits)) if kind == "multi_label" else softmax(logits)
     rows = []
     for p, q in zip(preds, probs):
         row = {"labels": [labels[j] for j in np.flatnonzero(p)]} if kind == "multi_label" else {"label": labels[int(p)]}
@@ -543,12 +538,7 @@ class TextClassificationTask(Task):
         return out
 
     def write_predictions(self, split: str, outputs: dict, out_dir: Path, submission: bool) -> Path:
-        """`predictions_<split>.jsonl`: one JSON object per input row, in input order."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"predictions_{split}.jsonl"
-        lines = [json.dumps(r, ensure_ascii=False) for r in self.prediction_rows(split, outputs)]
-        atomic_write_text(path, "\n".join(lines) + "\n")
-        return path
+        return write_jsonl_predictions(self.prediction_rows(split, outputs), out_dir, split)
 
     def results_info(self) -> dict:
         return {"labels": self.labels, "problem_type": self.kind}

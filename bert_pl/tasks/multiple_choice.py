@@ -25,8 +25,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from bert_pl.io.atomic import atomic_write_text
-from bert_pl.tasks.base import PaddingCollator, Task, TaskDataError
+from bert_pl.tasks.base import PaddingCollator, Task, TaskDataError, softmax, write_jsonl_predictions
 from bert_pl.tasks.classification import CHUNK, ID_COLUMN_CANDIDATES, read_hub_rows, read_rows
 from bert_pl.tasks.metrics import accuracy
 
@@ -336,9 +335,7 @@ class MultipleChoiceTask(Task):
     def prediction_rows(self, split: str, outputs: dict) -> List[dict]:
         """One dict per input row, in input order: id, the chosen index (`label`), the k probabilities, and the gold
         index (`gold`) when known."""
-        logits = self._ordered_logits(outputs).astype(np.float64)
-        z = np.exp(logits - logits.max(-1, keepdims=True))
-        probs = z / z.sum(-1, keepdims=True)
+        probs = softmax(self._ordered_logits(outputs).astype(np.float64))
         table = self.features(split)
         out = []
         for i, p in enumerate(probs):
@@ -349,12 +346,7 @@ class MultipleChoiceTask(Task):
         return out
 
     def write_predictions(self, split: str, outputs: dict, out_dir: Path, submission: bool) -> Path:
-        """`predictions_<split>.jsonl`: one JSON object per input row, in input order."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"predictions_{split}.jsonl"
-        lines = [json.dumps(r, ensure_ascii=False) for r in self.prediction_rows(split, outputs)]
-        atomic_write_text(path, "\n".join(lines) + "\n")
-        return path
+        return write_jsonl_predictions(self.prediction_rows(split, outputs), out_dir, split)
 
     def results_info(self) -> dict:
         return {"num_choices": self.num_choices}

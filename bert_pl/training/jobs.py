@@ -23,6 +23,7 @@ def pretrain(cfg: DictConfig):
 
     from bert_pl.io import checkpoints
     from bert_pl.io.runs import expand, mark_latest
+    from bert_pl.pretraining.module import RunSummary
     from bert_pl.io import tokenization
 
     L.seed_everything(cfg.seed, workers=True)
@@ -39,21 +40,25 @@ def pretrain(cfg: DictConfig):
     module.tokenizer_json = tokenizer.to_str()
     runner.pin_ddp_children(cfg.paths.output_dir)
     trainer = runner.build_trainer(cfg)
+    summary = RunSummary()
+    trainer.callbacks.append(summary)
     if trainer.is_global_zero:
         tokenization.save(tokenizer, f"{cfg.paths.output_dir}/tokenizer")
     with runner.distributed_job():
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     ckpt_cb = trainer.checkpoint_callback
-    if trainer.is_global_zero and ckpt_cb is not None:
-        last = ckpt_cb.last_model_path or ckpt_cb.best_model_path
+    if trainer.is_global_zero:
         metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
         log.info("metrics at the end: %s", metrics)
-        print(f"checkpoint: {last}")
+        print(summary.text(trainer.global_step))
+        last = (ckpt_cb.last_model_path or ckpt_cb.best_model_path) if ckpt_cb is not None else ""
         if last:
             mark_latest(cfg.paths.output_dir)
-            print("fine-tune it: python finetune.py task=TASK ... (pretrained= defaults to this run, "
-                  "outputs/train/runs/latest)")
+            print(f"checkpoint: {last}\nfine-tune it: python finetune.py task=mrpc data_dir=GLUE_DIR  (pretrained= "
+                  f"defaults to this run, outputs/train/runs/latest)")
+        else:
+            print("no checkpoint was written (no training step ran, or checkpointing is off)")
     return trainer.callback_metrics.get("val/mlm_acc")
 
 
