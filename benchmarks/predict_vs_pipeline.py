@@ -21,6 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("--glue", default=str(ROOT.parent / "shared/data/glue"))
@@ -65,7 +72,7 @@ def main(argv=None):
     same = sum(o == h for o, h in zip(labels["ours"], labels["hf"]))  # both name classes by the config's id2label
     result = {"examples": len(pairs), "batch_size": args.batch_size, "ours_s": round(min(times["ours"]), 3),
               "pipeline_s": round(min(times["hf"]), 3), "speedup": round(min(times["hf"]) / min(times["ours"]), 2),
-              "same_labels": same, "threads": torch.get_num_threads(), "cpu": platform.processor() or "",
+              "same_labels": same, "threads": torch.get_num_threads(), "cpu": cpu_model(),
               "torch": torch.__version__, "transformers": transformers.__version__}
     print(f"bert-pl predict: {result['ours_s']} s, transformers pipeline: {result['pipeline_s']} s, "
           f"{result['speedup']}x; same label on {same}/{len(pairs)}")

@@ -109,9 +109,10 @@ class BertSelfAttention(nn.Module):
         # One GEMM for Q, K and V (faster than three, same numbers); the parameters keep Google's names.
         w = torch.cat([self.query.weight, self.key.weight, self.value.weight])
         b = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-        q, k, v = F.linear(x, w, b).chunk(3, dim=-1)
-        if unpad_index is not None:  # re-pad for the attention product only
-            q, k, v = (_pad(t, unpad_index, batch_shape) for t in (q, k, v))
+        qkv = F.linear(x, w, b)
+        if unpad_index is not None:  # re-pad for the attention product only (one copy for Q, K and V together)
+            qkv = _pad(qkv, unpad_index, batch_shape)
+        q, k, v = qkv.chunk(3, dim=-1)
         b, s, h = q.shape
         q, k, v = (t.view(b, s, self.num_heads, self.head_dim).transpose(1, 2) for t in (q, k, v))
         ctx = F.scaled_dot_product_attention(
