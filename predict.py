@@ -19,4 +19,4 @@ def main(cfg):
 
 
 if __name__ == "__main__":
-    main(runner.key_value_config(runner.PROJECT_ROOT / "conf" / "predict.yaml", sys.argv[1:]))
+    main(runner.key_value_config(runner.CONF_DIR / "predict.yaml", sys.argv[1:]))

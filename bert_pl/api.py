@@ -11,9 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from bert_pl.training.runner import PROJECT_ROOT
-
-CONF = PROJECT_ROOT / "conf"
+from bert_pl.training.runner import CONF_DIR as CONF
 
 
 def compose(config_name: str, overrides: Sequence[str] = (), output_dir: Optional[str] = None):

@@ -13,7 +13,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from bert_pl.errors import UserConfigError, UserError  # noqa: F401  (UserConfigError is raised by entry points)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository (conf/, data/, outputs/)
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# In the repository: its root (conf/, data/, outputs/ beside bert_pl/). Installed (`pip install .`): the current
+# folder, where data/ and outputs/ then go; the configs ship inside the package (bert_pl/conf -> ../conf).
+_REPO = PACKAGE_DIR.parent
+PROJECT_ROOT = _REPO if (_REPO / "conf").is_dir() and (_REPO / "train.py").is_file() else Path.cwd()
+CONF_DIR = (_REPO / "conf") if PROJECT_ROOT == _REPO else PACKAGE_DIR / "conf"
 log = logging.getLogger("bert_pl")
 
 if not OmegaConf.has_resolver("project_root"):
