@@ -55,13 +55,15 @@ def test_without_logger_trains_and_lightning_prints_each_message_once(tmp_path):
 
 def test_kill_mid_run_then_resume_gives_the_same_losses(tmp_path):
     """kill -9 a real train.py mid-epoch, resume from last.ckpt: the run continues at the checkpoint's step with the
-    same optimizer/scheduler state, data order, masks and RNG, so each logged loss equals the uninterrupted run's."""
+    same optimizer/scheduler state, data order, masks and dropout RNG, so each logged loss equals the uninterrupted
+    run's (dropout on, as users train)."""
     import signal
     import subprocess
     import sys
     import time
 
-    steps = ["trainer.max_steps=16", "callbacks.model_checkpoint.every_n_train_steps=4"]
+    steps = ["trainer.max_steps=16", "callbacks.model_checkpoint.every_n_train_steps=4",
+             "model.hidden_dropout_prob=0.1", "model.attention_probs_dropout_prob=0.1"]  # the real recipe: dropout on
     res, full = train(tmp_path, "full", *steps)
     assert res.returncode == 0, res.stderr[-3000:]
 
@@ -209,3 +211,4 @@ def test_multirun_of_ddp_jobs_runs_every_job(tmp_path):
         ckpt = tmp_path / "sweep" / job / "checkpoints" / "last.ckpt"
         assert torch.load(ckpt, weights_only=True)["global_step"] == 2
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
+

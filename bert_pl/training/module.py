@@ -73,11 +73,24 @@ class BertModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["bert_pl"] = {"config": self.config.to_dict(), "head": self.head,
                                  "tokenizer": self.tokenizer_json, **self.extra_checkpoint_info()}
+        # Dropout draws from the global generators: saved with the step, so a resumed run draws the same masks.
+        checkpoint["bert_pl_rng"] = {"torch": torch.get_rng_state(),
+                                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         info = checkpoint.get("bert_pl") or {}
         if info.get("tokenizer"):
             self.tokenizer_json = info["tokenizer"]
+        self._rng_to_restore = checkpoint.get("bert_pl_rng")
+
+    def on_train_batch_start(self, batch, batch_idx):
+        # Restored at the first step, not at load: creating the resumed run's data iterator draws a random seed.
+        state = getattr(self, "_rng_to_restore", None)
+        if state is not None:
+            torch.set_rng_state(state["torch"])
+            if state.get("cuda") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
+            self._rng_to_restore = None
 
     def extra_checkpoint_info(self) -> dict:
         return {}
