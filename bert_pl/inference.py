@@ -328,7 +328,8 @@ def load(path, device: Union[str, torch.device] = "cpu", batch_size: int = 64,
 # -- predict.py -----------------------------------------------------------------------------------------------------
 def read_inputs(cfg, head: str):
     """(ids or None, examples) from `text=`, `input=-` (stdin) or a file. Plain text: one example per line, a tab
-    between pair members. csv/tsv/json/jsonl: the text columns (given or found), or question/context for QA."""
+    between pair members. csv/tsv/json/jsonl: the text columns (given or found), or question/context for QA.
+    Token classification: also JSON lines with "tokens", or CoNLL columns (any other extension)."""
     import json
     import sys
     from pathlib import Path
@@ -339,7 +340,10 @@ def read_inputs(cfg, head: str):
         return None, [_split_line(str(cfg.text), head, "text=")]
     if cfg.input is None:
         raise PredictError("nothing to predict: pass input=FILE (or input=- for stdin) or text=\"...\"")
-    if cfg.input == "-" or Path(cfg.input).suffix.lower() in ("", ".txt"):
+    suffix = Path(cfg.input).suffix.lower() if cfg.input != "-" else ""
+    if head == "token_classification" and cfg.input != "-" and suffix != ".txt":
+        return None, _read_sentences(Path(cfg.input), suffix)
+    if cfg.input == "-" or suffix in ("", ".txt"):
         lines = sys.stdin.read().splitlines() if cfg.input == "-" else _read_text(Path(cfg.input))
         where = "stdin" if cfg.input == "-" else cfg.input
         examples = [_split_line(line, head, f"{where}: line {n}") for n, line in enumerate(lines, 1) if line.strip()]
@@ -378,6 +382,23 @@ def read_inputs(cfg, head: str):
     if not examples:
         raise PredictError(f"{cfg.input}: no rows")
     return ids, examples
+
+
+def _read_sentences(path, suffix: str) -> list:
+    """Word lists for a token-classification model from the formats it trains on: JSON lines ({"tokens": [...]})
+    or CoNLL columns (any other extension; the tag columns, if any, are ignored)."""
+    from bert_pl.tasks.token_classification import read_conll, read_json_sentences
+
+    if not path.is_file():
+        raise PredictError(f"input file {path} not found")
+    reader = read_json_sentences if suffix in (".json", ".jsonl") else read_conll
+    sentences, _ = reader(path, labelled=None)
+    bad = next((s for s in sentences if s.problem), None)
+    if bad is not None:
+        raise PredictError(f"{path}: line {bad.line}: {bad.problem}")
+    if not sentences:
+        raise PredictError(f"{path}: no sentences")
+    return [s.tokens for s in sentences]
 
 
 def _read_text(path):

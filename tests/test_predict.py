@@ -58,6 +58,9 @@ def test_predict_from_stdin_and_one_line_errors(runs, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     lines = [line for line in res.stdout.splitlines() if '"label"' in line]
     assert len(lines) == 2 and lines[0].startswith("The cat sat. | A cat was sitting.")
+    for text in ("The cat sat.\tA cat: sitting, [yes]", "yes\t#hash [MASK]"):  # taken as typed, not as YAML
+        res = run_cli(["predict.py", "model=latest:mrpc", f"text={text}"], env=env)
+        assert res.returncode == 0 and text.replace("\t", " | ")[:60] in res.stdout, res.stderr[-2000:]
     cases = [
         (["model=latest:mrpc", "text=only one text"], "input 1: the model was fine-tuned on pairs"),
         (["model=latest:train", "mode=predict", "text=hi"], "is a pretraining checkpoint with no task head"),
@@ -117,9 +120,14 @@ def test_minilm_embed_matches_transformers(minilm_dir):
 
 def test_train_false_evaluates_a_fine_tuned_model(runs, tmp_path):
     outputs, env = runs
+    before = os.readlink(outputs / "finetune/mrpc/runs/latest")
     res = run_cli(["finetune.py", "task=mrpc", "model_path=latest:mrpc", "train=false", f"data_dir={shared('glue')}",
                    f"hydra.run.dir={tmp_path / 'eval'}"], env=env)
     assert res.returncode == 0, res.stderr[-3000:]
+    res = run_cli(["finetune.py", "task=mrpc", "model_path=latest:mrpc", "train=false", f"data_dir={shared('glue')}",
+                   f"paths.log_dir={outputs}", "data.limit_eval_examples=8"], env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert os.readlink(outputs / "finetune/mrpc/runs/latest") == before  # an evaluate-only run keeps latest
     again = (tmp_path / "eval" / "predictions_dev.jsonl").read_text()
     assert again == (outputs / "finetune/mrpc/runs/latest/predictions_dev.jsonl").read_text()
     assert (tmp_path / "eval" / "submission" / "MRPC.tsv").is_file()
@@ -218,3 +226,21 @@ def test_token_classification_entities_with_offsets(tmp_path, minilm_tokenizer):
     assert [w["tag"] for w in out["words"]] == [labels[int(logits[p].argmax())] for p in first]
     for e in out["entities"]:
         assert text[e["start"]:e["end"]] == e["text"] and e["type"] in ("LOC", "ORG", "PER")
+
+
+def test_predict_cli_reads_conll_and_json_lines_for_a_tagger(tmp_path, minilm_tokenizer):
+    from bert_pl.io.checkpoints import Checkpoint, resolve, save_ours
+    from bert_pl.model.heads import BertForTokenClassification
+
+    path, _ = _tiny_checkpoint(tmp_path, minilm_tokenizer, "token_classification", BertForTokenClassification,
+                               num_labels=3)
+    ckpt = resolve(path)
+    save_ours(Checkpoint(ckpt.config, ckpt.state_dict, ckpt.tokenizer_json, "test", "bert-pl",
+                         {"head": "token_classification", "labels": ["B-PER", "I-PER", "O"]}), path)
+    (tmp_path / "dev.conll").write_text("-DOCSTART- O\n\nJohn B-PER\nlives O\nhere O\n\nMary B-PER\n")
+    (tmp_path / "dev.jsonl").write_text('{"tokens": ["John", "lives", "here"]}\n{"tokens": ["Mary"]}\n')
+    for name in ("dev.conll", "dev.jsonl"):
+        res = run_cli(["predict.py", f"model={path}", f"input={tmp_path / name}", f"output={tmp_path / name}.out"])
+        assert res.returncode == 0, res.stderr[-2000:]
+        rows = [json.loads(line) for line in open(tmp_path / f"{name}.out")]
+        assert [[w["word"] for w in r["words"]] for r in rows] == [["John", "lives", "here"], ["Mary"]]

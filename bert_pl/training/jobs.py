@@ -55,8 +55,8 @@ def pretrain(cfg: DictConfig):
         last = (ckpt_cb.last_model_path or ckpt_cb.best_model_path) if ckpt_cb is not None else ""
         if last:
             mark_latest(cfg.paths.output_dir)
-            print(f"checkpoint: {last}\nfine-tune it: python finetune.py task=mrpc data_dir=GLUE_DIR  (pretrained= "
-                  f"defaults to this run, outputs/train/runs/latest)")
+            print(f"checkpoint: {last}\nfine-tune it: python finetune.py task=mrpc data_dir=GLUE_DIR "
+                  f"pretrained={cfg.paths.output_dir}")
         else:
             print("no checkpoint was written (no training step ran, or checkpointing is off)")
     return trainer.callback_metrics.get("val/mlm_acc")
@@ -99,7 +99,8 @@ def finetune(cfg: DictConfig, overrides=()):
             return None
         results = finish(trainer, module, task, cfg, Path(cfg.paths.output_dir), time.time() - start,
                          overrides, pretrained)
-    mark_latest(cfg.paths.output_dir)
+    if cfg.train:  # an evaluate-only run has no checkpoint: latest keeps pointing at the model
+        mark_latest(cfg.paths.output_dir)
     if cfg.train:
         print(f"best dev {results['best']['metric']}: {results['best']['value']} (epoch {results['best']['epoch']}); "
               f"results: {cfg.paths.output_dir}/results.json")

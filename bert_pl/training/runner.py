@@ -215,11 +215,18 @@ def key_value_config(defaults_file, argv) -> DictConfig:
     bad = [a for a in argv if "=" not in a]
     if bad:
         fail(f"{bad[0]!r}: arguments are key=value; settings: {', '.join(defaults.keys())}")
-    # values are read as YAML, where a lone "-" (stdin) would be a list
-    given = OmegaConf.from_dotlist([a[:-1] + "'-'" if a.endswith("=-") else a for a in argv])
-    unknown = [k for k in given.keys() if k not in list(defaults.keys())]
+    keys = list(defaults.keys())
+    unknown = [a.split("=", 1)[0] for a in argv if a.split("=", 1)[0] not in keys]
     if unknown:
-        fail(f"unknown setting {unknown[0]!r}; settings: {', '.join(defaults.keys())}")
+        fail(f"unknown setting {unknown[0]!r}; settings: {', '.join(keys)}")
+    # a setting whose default is text or null takes the value exactly as typed (text="Verdict: yes", tabs, [MASK]);
+    # the others (numbers, lists) are read as YAML
+    raw = {k for k in keys if OmegaConf.is_missing(defaults, k) or defaults[k] is None or isinstance(defaults[k], str)}
+    given = OmegaConf.from_dotlist([a for a in argv if a.split("=", 1)[0] not in raw])
+    for a in argv:
+        key, value = a.split("=", 1)
+        if key in raw:
+            given[key] = value
     cfg = OmegaConf.merge(defaults, given)
     missing = [k for k in cfg.keys() if OmegaConf.is_missing(cfg, k)]
     if missing:
