@@ -135,7 +135,7 @@ class Model:
         """One result per input, in order. Classification: a text or a (text_a, text_b) pair per input ->
         {"label", "probabilities"} ({"labels", ...} multi-label, {"score"} regression). Span QA: {"question",
         "context"} dicts -> {"answer", "start", "end", "score"} ("" for no answer, v2). Multiple choice:
-        {"context", "choices": [...]} dicts -> {"choice": index, "probabilities": [...]}. Token classification: a
+        {"context", "choices": [...]} dicts -> {"label": the chosen index, "probabilities": [...]}. Token classification: a
         text or a list of words -> {"entities": [{"type", "text", "start", "end"}], "words": [...]}."""
         inputs = list(inputs)
         if not inputs:
@@ -203,7 +203,7 @@ class Model:
         return results
 
     def _predict_choices(self, inputs: List[dict], progress: bool) -> List[dict]:
-        """{"context", "choices": [...]} per input -> {"choice": index, "probabilities": [k]}."""
+        """{"context", "choices": [...]} per input -> {"label": the chosen index, "probabilities": [k]}."""
         from bert_pl.tasks.base import softmax
         from bert_pl.tasks.multiple_choice import MultipleChoiceCollator
 
@@ -222,7 +222,7 @@ class Model:
             outs = self._run([feats[i] for i in idx], progress, MultipleChoiceCollator(self.vocab["[PAD]"]))
             for i, o in zip(idx, outs):
                 p = softmax(o["logits"].astype(np.float64))
-                results[i] = {"choice": int(p.argmax()), "probabilities": [round(float(q), 6) for q in p]}
+                results[i] = {"label": int(p.argmax()), "probabilities": [round(float(q), 6) for q in p]}
         return results
 
     def _predict_span(self, inputs: List[dict]) -> List[dict]:

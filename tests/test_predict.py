@@ -182,7 +182,7 @@ def test_multiple_choice_predictions_equal_the_models_own_scores(tmp_path, minil
             types, mask = torch.tensor([[e.type_ids for e in enc]]), torch.ones_like(ids)
         with torch.no_grad():
             expected = torch.softmax(model(ids, types, mask)["logits"][0], -1).numpy()
-        assert len(r["probabilities"]) == len(x["choices"]) and r["choice"] == int(expected.argmax())
+        assert len(r["probabilities"]) == len(x["choices"]) and r["label"] == int(expected.argmax())
         np.testing.assert_allclose(r["probabilities"], expected, atol=1e-5)
 
 
