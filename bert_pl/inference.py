@@ -92,17 +92,18 @@ class Model:
     # -- shared -------------------------------------------------------------------------------------------------
     def _encode(self, texts: Sequence[Union[str, Sequence[str]]]) -> list:
         tok = self.tokenizer
-        tok.no_truncation()
         pairs = [t if isinstance(t, str) else tuple(t) for t in texts]
         single = [p for p in pairs if isinstance(p, str)]
         if single and len(single) != len(pairs):
             raise PredictError("inputs mix single texts and pairs; give one kind")
-        enc = tok.encode_batch(pairs)
-        self.truncated = sum(len(e.ids) > self.max_seq_length for e in enc)
-        if self.truncated:
-            tok.enable_truncation(self.max_seq_length, strategy="longest_first")
+        # one pass: truncated as in fine-tuning (longest first); what was cut shows up in `overflowing`
+        tok.enable_truncation(self.max_seq_length, strategy="longest_first")
+        try:
             enc = tok.encode_batch(pairs)
-            tok.no_truncation()
+        finally:
+            tok.no_truncation()  # QA and token classification window long inputs themselves
+        self.truncated = sum(bool(e.overflowing) for e in enc)
+        if self.truncated:
             log.warning("%d input(s) longer than max_seq_length=%d were truncated", self.truncated,
                         self.max_seq_length)
         return enc
@@ -298,11 +299,11 @@ class Model:
         bad = [layer for layer in layers if not -n_layers <= layer < n_layers]
         if bad:
             raise PredictError(f"layers={list(layers)}: this model has hidden states 0..{n_layers - 1} (or -1..-{n_layers})")
+        from bert_pl.tasks.base import PaddingCollator
+
         out = []
         with torch.no_grad():
             for start in range(0, len(enc), self.batch_size):
-                from bert_pl.tasks.base import PaddingCollator
-
                 chunk = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in enc[start:start + self.batch_size]]
                 b = {k: v.to(self.device) for k, v in PaddingCollator(self.vocab["[PAD]"])(chunk).items()}
                 hidden = encoder(b["input_ids"], b["token_type_ids"], b["attention_mask"],

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from bert_pl.errors import UserError
-
-from bert_pl.training.runner import PROJECT_ROOT  # noqa: E402
+from bert_pl.training.runner import PROJECT_ROOT
 
 
 class RunNotFoundError(UserError, FileNotFoundError):

@@ -40,6 +40,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(-1, keepdims=True)
 
 
+def with_row_ids(rows: List[dict], table) -> List[dict]:
+    """Prediction rows in input order, each led by its input row's id (`table.row_ids`) and followed by the gold
+    answer when the input had one (`table.gold`)."""
+    out = []
+    for i, row in enumerate(rows):
+        row = {"id": table.row_ids[i], **row}
+        if table.gold[i] is not None:
+            row["gold"] = table.gold[i]
+        out.append(row)
+    return out
+
+
 def write_jsonl_predictions(rows: List[dict], out_dir: Path, split: str) -> Path:
     """`<out_dir>/predictions_<split>.jsonl`: one JSON object per input row, in input order (written atomically)."""
     import json

@@ -19,8 +19,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from bert_pl.tasks.base import Task, TaskDataError, softmax, write_jsonl_predictions
-from bert_pl.tasks.metrics import check_main_metric, classification_metrics, metric_names
+from bert_pl.tasks.base import Task, TaskDataError, softmax, with_row_ids, write_jsonl_predictions
+from bert_pl.tasks.metrics import check_main_metric, classification_metrics
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,16 @@ def read_hub_rows(name: str, config: Optional[str], split: str):
     ds = datasets.load_dataset(name, config, split=split)
     names = {c: f.names for c, f in ds.features.items() if hasattr(f, "names")}
     return list(ds.column_names), ((i + 1, r) for i, r in enumerate(ds)), names
+
+
+def hub_has_split(name: str, config: Optional[str], split: str) -> bool:
+    """Whether a hub dataset has that split (False offline or for an unknown dataset: nothing to predict)."""
+    import datasets
+
+    try:
+        return split in datasets.get_dataset_split_names(name, config)
+    except Exception:  # noqa: BLE001 - offline or unknown
+        return False
 
 
 # -- features ------------------------------------------------------------------------------------------------------
@@ -347,12 +357,7 @@ class TextClassificationTask(Task):
         return str(self.files.get(split) or f"{self.hub}[{self.hub_splits.get(split)}]")
 
     def _hub_has(self, split: str) -> bool:
-        import datasets
-
-        try:
-            return self.hub_splits[split] in datasets.get_dataset_split_names(self.hub, self.hub_config)
-        except Exception:  # noqa: BLE001 - offline or unknown: no test split
-            return False
+        return hub_has_split(self.hub, self.hub_config, self.hub_splits[split])
 
     def rows(self, split: str) -> Tuple[List[str], Iterator[Tuple[int, dict]]]:
         """(columns, (line, row) iterator) of a split: a local file when given, else the hub split."""
@@ -523,19 +528,9 @@ class TextClassificationTask(Task):
         labels = np.asarray(table.labels)
         return classification_metrics(preds, labels, self.kind, self.num_labels)
 
-    def metric_names(self) -> List[str]:
-        return metric_names(self.kind, self.num_labels)
-
     def prediction_rows(self, split: str, outputs: dict) -> List[dict]:
         """One dict per input row, in input order: id, predicted label(s) and probabilities (or score), gold."""
-        table = self.features(split)
-        out = []
-        for i, row in enumerate(decode_logits(self._ordered_logits(outputs), self.labels, self.kind)):
-            row = {"id": table.row_ids[i], **row}
-            if table.gold[i] is not None:
-                row["gold"] = table.gold[i]
-            out.append(row)
-        return out
+        return with_row_ids(decode_logits(self._ordered_logits(outputs), self.labels, self.kind), self.features(split))
 
     def write_predictions(self, split: str, outputs: dict, out_dir: Path, submission: bool) -> Path:
         return write_jsonl_predictions(self.prediction_rows(split, outputs), out_dir, split)

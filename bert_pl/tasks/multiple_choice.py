@@ -25,8 +25,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from bert_pl.tasks.base import PaddingCollator, Task, TaskDataError, softmax, write_jsonl_predictions
-from bert_pl.tasks.classification import CHUNK, ID_COLUMN_CANDIDATES, read_hub_rows, read_rows
+from bert_pl.tasks.base import PaddingCollator, Task, TaskDataError, softmax, with_row_ids, write_jsonl_predictions
+from bert_pl.tasks.classification import CHUNK, ID_COLUMN_CANDIDATES, hub_has_split, read_hub_rows, read_rows
 from bert_pl.tasks.metrics import accuracy
 
 log = logging.getLogger(__name__)
@@ -179,12 +179,7 @@ class MultipleChoiceTask(Task):
 
     # -- reading ------------------------------------------------------------------------------------------------
     def _hub_has(self, split: str) -> bool:
-        import datasets
-
-        try:
-            return self.hub_splits[split] in datasets.get_dataset_split_names(self.hub, self.hub_config)
-        except Exception:  # noqa: BLE001 - offline or unknown: no test split
-            return False
+        return hub_has_split(self.hub, self.hub_config, self.hub_splits[split])
 
     def describe(self, split: str) -> str:
         """The file (or hub split) a split is read from, as error messages name it."""
@@ -336,14 +331,8 @@ class MultipleChoiceTask(Task):
         """One dict per input row, in input order: id, the chosen index (`label`), the k probabilities, and the gold
         index (`gold`) when known."""
         probs = softmax(self._ordered_logits(outputs).astype(np.float64))
-        table = self.features(split)
-        out = []
-        for i, p in enumerate(probs):
-            row = {"id": table.row_ids[i], "label": int(p.argmax()), "probabilities": [round(float(q), 6) for q in p]}
-            if table.gold[i] is not None:
-                row["gold"] = table.gold[i]
-            out.append(row)
-        return out
+        rows = [{"label": int(p.argmax()), "probabilities": [round(float(q), 6) for q in p]} for p in probs]
+        return with_row_ids(rows, self.features(split))
 
     def write_predictions(self, split: str, outputs: dict, out_dir: Path, submission: bool) -> Path:
         return write_jsonl_predictions(self.prediction_rows(split, outputs), out_dir, split)
