@@ -119,7 +119,7 @@ def build_data(args):
 
 def batches(dm, seed: int):
     """Raw examples, batch by batch, epoch after epoch, in the order `train.py` draws them."""
-    from bert_pl.pretraining.sampling import IndexedDataset, ResumableSampler
+    from bert_pl.training.sampling import IndexedDataset, ResumableSampler
 
     data = IndexedDataset(dm.datasets["train"])
     sampler = ResumableSampler(len(data), shuffle=True, seed=seed)

@@ -52,7 +52,8 @@ def model_card(ckpt, results: Optional[dict]) -> str:
 
 
 def export_onnx(ckpt, out_dir, opset: int = 17) -> Path:
-    """model.onnx (+ the tokenizer and bert_pl.json with head, labels and task settings) in `out_dir`."""
+    """model.onnx (+ the tokenizer and bert_pl.json with head, labels and task settings) in `out_dir`; the folder
+    reloads with `bert_pl.load` (predictions run under onnxruntime)."""
     import torch
 
     from bert_pl.inference import Model
@@ -88,7 +89,8 @@ def export_onnx(ckpt, out_dir, opset: int = 17) -> Path:
                       output_names=names, dynamic_axes=dynamic, opset_version=opset, dynamo=False)
     tokenization.save(model.tokenizer, out)
     (out / "bert_pl.json").write_text(json.dumps({"head": ckpt.head, "outputs": names, "labels": model.labels,
-                                                  "task": model.task_info, "source": ckpt.source}, indent=2))
+                                                  "problem_type": model.problem_type, "task": model.task_info,
+                                                  "config": ckpt.config.to_dict(), "source": ckpt.source}, indent=2))
     return out / "model.onnx"
 
 

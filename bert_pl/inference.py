@@ -13,6 +13,7 @@ checkpoint, so no task config is needed. Inputs are run in batches of similar le
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Union
 
 import numpy as np
@@ -64,16 +65,21 @@ class Model:
         sd = ckpt.state_dict
         kwargs = {}
         head = get_head(self.head)
-        if head.takes_labels:
+        if head.takes_labels and sd:
             kwargs["num_labels"] = sd[head.weight_prefix + "weight"].shape[0]
-        if self.head == "classification":
+        if self.head == "classification" and sd:
             kwargs["problem_type"] = self.info.get("problem_type") or ("regression" if kwargs["num_labels"] == 1
                                                                       else "single_label")
-        if self.head == "pretraining":
+        if self.head == "pretraining" and sd:
             kwargs["nsp"] = "cls.seq_relationship.weight" in sd
-        self.model = head.build(config, **kwargs)
-        load_into(self.model, ckpt.source, ckpt)
-        self.has_mlm_head = self.head == "pretraining" and "cls.predictions.transform.dense.weight" in sd
+        if ckpt.kind == "onnx":  # an exported folder: outputs from onnxruntime, settings from bert_pl.json
+            self.model = _OnnxNet(ckpt.source, self.info["outputs"])
+            kwargs = {"num_labels": len(self.info.get("labels") or []), "problem_type": self.info.get("problem_type")}
+            self.has_mlm_head = "mlm_logits" in self.info["outputs"]
+        else:
+            self.model = head.build(config, **kwargs)
+            load_into(self.model, ckpt.source, ckpt)
+            self.has_mlm_head = self.head == "pretraining" and "cls.predictions.transform.dense.weight" in sd
         self.problem_type = kwargs.get("problem_type")
         labels = self.info.get("labels")
         self.labels = list(labels) if labels else [f"LABEL_{i}" for i in range(kwargs.get("num_labels", 0))]
@@ -294,6 +300,9 @@ class Model:
         if not texts:
             raise PredictError("no texts to embed")
         enc = self._encode(texts)
+        if isinstance(self.model, _OnnxNet):
+            raise PredictError(f"{self.source} is an ONNX export of the model with its head: embed needs the encoder's "
+                               f"layers; load the checkpoint it was exported from instead")
         encoder = self.model.bert
         n_layers = encoder.config.num_hidden_layers + 1
         bad = [layer for layer in layers if not -n_layers <= layer < n_layers]
@@ -317,20 +326,72 @@ class Model:
         return np.concatenate(out)
 
 
+class _OnnxNet:
+    """An exported model.onnx under onnxruntime, called like the PyTorch model (the same output names)."""
+
+    def __init__(self, folder: str, outputs: List[str]):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise PredictError(f"{folder} is an ONNX export: pip install onnxruntime to run it") from None
+        self.session = onnxruntime.InferenceSession(str(Path(folder) / "model.onnx"),
+                                                    providers=["CPUExecutionProvider"])
+        self.outputs = outputs
+
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+    def __call__(self, input_ids, token_type_ids, attention_mask, mlm_positions=None, **_):
+        feed = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask}
+        got = self.session.run(self.outputs, {k: v.cpu().numpy() for k, v in feed.items()})
+        out = {name: torch.from_numpy(value) for name, value in zip(self.outputs, got)}
+        if mlm_positions is not None:  # the export gives every position's logits; keep the asked ones
+            logits = out["mlm_logits"]
+            out["mlm_logits"] = logits.gather(1, mlm_positions.cpu()[..., None].expand(-1, -1, logits.shape[-1]))
+        return out
+
+
+def _onnx_export(folder: Path):
+    """An ONNX folder written by `bert_pl.export` as a Checkpoint without weights (kind "onnx")."""
+    import json
+
+    from bert_pl.io.checkpoints import Checkpoint
+    from bert_pl.model.bert import BertConfig
+
+    meta = json.loads((folder / "bert_pl.json").read_text())
+    if "config" not in meta:
+        raise PredictError(f"{folder}/bert_pl.json lacks the model config: export it again with this version")
+    tokenizer = folder / "tokenizer.json"
+    info = {k: meta.get(k) for k in ("head", "labels", "problem_type", "task", "outputs")}
+    return Checkpoint(BertConfig.from_dict(meta["config"]), {}, tokenizer.read_text() if tokenizer.is_file() else None,
+                      str(folder), "onnx", info)
+
+
 def load(path, device: Union[str, torch.device] = "cpu", batch_size: int = 64,
          max_seq_length: Optional[int] = None) -> Model:
     """A model ready to predict from any checkpoint: a bert-pl .ckpt or run folder, `latest` / `latest:TASK`, a
-    Hugging Face or Google folder, or a hub id (online)."""
+    Hugging Face or Google folder, a hub id (online), or an ONNX export (`bert_pl.export --format onnx`; runs
+    under onnxruntime on CPU)."""
     from bert_pl.io.checkpoints import resolve
 
+    folder = Path(str(path)).expanduser()
+    if (folder / "model.onnx").is_file() and (folder / "bert_pl.json").is_file():
+        if torch.device(device).type != "cpu":
+            raise PredictError(f"{folder} is an ONNX export, run on CPU by onnxruntime: pass device=cpu")
+        return Model(_onnx_export(folder), device, batch_size, max_seq_length)
     return Model(resolve(path), device, batch_size, max_seq_length)
 
 
 # -- predict.py -----------------------------------------------------------------------------------------------------
-def read_inputs(cfg, head: str):
+def read_inputs(cfg, head: str, task_info: Optional[dict] = None):
     """(ids or None, examples) from `text=`, `input=-` (stdin) or a file. Plain text: one example per line, a tab
     between pair members. csv/tsv/json/jsonl: the text columns (given or found), or question/context for QA.
-    Token classification: also JSON lines with "tokens", or CoNLL columns (any other extension)."""
+    Token classification: also JSON lines with "tokens", or CoNLL columns (any other extension). Multiple choice:
+    the training data's column layout (`task_info["columns"]`, e.g. SWAG's sent1/sent2/ending0..), else
+    context + choices."""
     import json
     import sys
     from pathlib import Path
@@ -352,6 +413,8 @@ def read_inputs(cfg, head: str):
             raise PredictError(f"{where}: no input lines")
         return None, examples
     columns, rows = read_rows(Path(cfg.input))
+    if head == "multiple_choice" and not cfg.text_columns:
+        return _read_choice_rows(cfg.input, columns, rows, task_info)
     wanted = list(cfg.text_columns) if cfg.text_columns else None
     if head == "span":
         wanted = wanted or ["question", "context"]
@@ -383,6 +446,26 @@ def read_inputs(cfg, head: str):
     if not examples:
         raise PredictError(f"{cfg.input}: no rows")
     return ids, examples
+
+
+def _read_choice_rows(path, columns, rows, task_info: Optional[dict]):
+    """Multiple-choice rows in the layout the model was trained on, else `context` + `choices` (or ending0..)."""
+    from bert_pl.tasks.base import TaskDataError
+    from bert_pl.tasks.multiple_choice import MultipleChoiceTask
+
+    rows = list(rows)
+    layouts = [(task_info or {}).get("columns"), None]
+    error = None
+    for layout in [x for i, x in enumerate(layouts) if x is not None or i == 1]:
+        try:
+            ids, examples = MultipleChoiceTask.prediction_examples(columns, rows, str(path), layout)
+        except TaskDataError as e:
+            error = error or e
+            continue
+        if not examples:
+            raise PredictError(f"{path}: no rows")
+        return ids, examples
+    raise PredictError(f"{error}; or pass text_columns=[CONTEXT,CHOICES_LIST]") from None
 
 
 def _read_sentences(path, suffix: str) -> list:
@@ -451,7 +534,7 @@ def run_predict(cfg) -> list:
         mode = "fill_mask" if model.head == "pretraining" else "predict"
     if mode not in ("predict", "fill_mask", "embed"):
         raise PredictError(f"mode={mode!r}: use auto, predict, fill_mask or embed")
-    ids, examples = read_inputs(cfg, model.head if mode == "predict" else "classification")
+    ids, examples = read_inputs(cfg, model.head if mode == "predict" else "classification", model.task_info)
     if mode == "predict":
         _check_pairs(model, examples)
         results = model.predict(examples)

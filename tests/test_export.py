@@ -81,3 +81,46 @@ def test_hf_export_has_a_model_card_from_the_run(tmp_path, minilm_tokenizer):
         in card and "L0, L1, L2" in card and '"f1": 0.82' in card
     hf = transformers.BertForSequenceClassification.from_pretrained(str(tmp_path / "hf"))
     assert hf.config.id2label == {0: "L0", 1: "L1", 2: "L2"}
+
+
+PREDICT_INPUTS = {
+    "classification": [("The cat sat.", "A cat was sitting."), ("Stocks fell.", "Markets rose sharply today.")],
+    "token_classification": ["EU rejects German call to boycott British lamb .", "Peter Blackburn"],
+    "span": [{"question": "Who sat?", "context": "The cat sat on the mat while the dog slept."}],
+    "multiple_choice": [{"context": "She opened the umbrella", "choices": ["because it rained.", "and it flew.",
+                                                                          "to eat it."]}],
+}
+
+
+@pytest.mark.parametrize("head", list(HEADS))
+def test_onnx_export_reloads_with_bert_pl_load_and_predicts_the_same(head, tmp_path, minilm_tokenizer):
+    pytest.importorskip("onnxruntime")
+    import bert_pl
+    from bert_pl import export
+
+    path, _ = tiny(tmp_path, minilm_tokenizer, head)
+    export.main([str(path), str(tmp_path / "onnx"), "--format", "onnx"])
+    ours, onnx = bert_pl.load(path), bert_pl.load(tmp_path / "onnx")
+    assert onnx.head == head and onnx.labels == ours.labels and onnx.max_seq_length == ours.max_seq_length
+
+    def same(a, b):  # equal structure and labels; scores within the exports' 1e-4
+        if isinstance(a, dict):
+            assert a.keys() == b.keys()
+            for k in a:
+                same(a[k], b[k])
+        elif isinstance(a, (list, tuple)):
+            assert len(a) == len(b)
+            for x, y in zip(a, b):
+                same(x, y)
+        elif isinstance(a, float):
+            assert a == pytest.approx(b, abs=1e-4)
+        else:
+            assert a == b
+
+    if head == "pretraining":
+        same(ours.fill_mask("Paris is the [MASK] of [MASK].", top_k=3),
+             onnx.fill_mask("Paris is the [MASK] of [MASK].", top_k=3))
+        with pytest.raises(bert_pl.inference.PredictError, match="ONNX export.*load the checkpoint"):
+            onnx.embed(["a sentence"])
+    else:
+        same(ours.predict(PREDICT_INPUTS[head]), onnx.predict(PREDICT_INPUTS[head]))

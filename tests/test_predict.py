@@ -1,6 +1,7 @@
 """Using trained models: predict.py, the Python API (bert_pl.load / finetune / pretrain), runs/latest, train=false."""
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,7 +146,7 @@ def test_no_pretrained_and_no_pretraining_run_says_what_to_pass(tmp_path):
     assert "no pretrained= given and no pretraining run found" in res.stderr
 
 
-def _tiny_checkpoint(tmp_path, tokenizer, head, model_cls, **kwargs):
+def _tiny_checkpoint(tmp_path, tokenizer, head, model_cls, info=None, **kwargs):
     import torch
 
     from bert_pl.io.checkpoints import Checkpoint, save_ours
@@ -155,7 +156,8 @@ def _tiny_checkpoint(tmp_path, tokenizer, head, model_cls, **kwargs):
     cfg = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=64, num_hidden_layers=2,
                      num_attention_heads=2, intermediate_size=128)
     model = model_cls(cfg, **kwargs).eval()
-    path = save_ours(Checkpoint(cfg, model.state_dict(), tokenizer.to_str(), "test", "bert-pl", {"head": head}),
+    path = save_ours(Checkpoint(cfg, model.state_dict(), tokenizer.to_str(), "test", "bert-pl",
+                                {"head": head, **(info or {})}),
                      tmp_path / f"{head}.ckpt")
     return path, model
 
@@ -184,6 +186,40 @@ def test_multiple_choice_predictions_equal_the_models_own_scores(tmp_path, minil
             expected = torch.softmax(model(ids, types, mask)["logits"][0], -1).numpy()
         assert len(r["probabilities"]) == len(x["choices"]) and r["label"] == int(expected.argmax())
         np.testing.assert_allclose(r["probabilities"], expected, atol=1e-5)
+
+
+def test_predict_reads_swag_csv_in_the_layout_the_model_was_trained_on(tmp_path, minilm_tokenizer):
+    """A model fine-tuned with task=swag records SWAG's columns (sent1, sent2 + ending0..3); predict.py then reads
+    SWAG's own CSV (test.csv, no label column) and predicts what the API does on the assembled choices."""
+    import csv
+
+    import bert_pl
+    from bert_pl.model.heads import BertForMultipleChoice
+
+    swag = {"context_column": "sent1", "choices_column": "choices", "choice_columns": None,
+            "choice_prefix_column": "sent2", "label_column": "label", "id_column": None}
+    path, _ = _tiny_checkpoint(tmp_path, minilm_tokenizer, "multiple_choice", BertForMultipleChoice,
+                               info={"task": {"max_seq_length": 128, "columns": swag}})
+    data = Path(__file__).parent / "data" / "swag_sample" / "test.csv"
+    res = run_cli(["predict.py", f"model={path}", f"input={data}", f"output={tmp_path / 'p.jsonl'}"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    with open(data, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(got) == len(rows)
+    expected = bert_pl.load(path).predict(
+        [{"context": r["sent1"], "choices": [f"{r['sent2']} {r[f'ending{j}']}" for j in range(4)]} for r in rows])
+    for g, e in zip(got, expected):
+        assert g["label"] == e["label"]
+        np.testing.assert_allclose(g["probabilities"], e["probabilities"], atol=1e-5)
+    # a context + choices JSON lines file still works with the same model
+    (tmp_path / "mc.jsonl").write_text(json.dumps({"context": "He sat.", "choices": ["He stood.", "A dog ran."]}))
+    res = run_cli(["predict.py", f"model={path}", f"input={tmp_path / 'mc.jsonl'}"])
+    assert res.returncode == 0, res.stderr[-2000:]
+    # a file in neither layout: one line naming the columns expected
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    res = run_cli(["predict.py", f"model={path}", f"input={tmp_path / 'bad.csv'}"])
+    assert res.returncode == 2 and "no context column 'sent1'" in res.stderr and res.stderr.count("\n") == 1
 
 
 def test_span_predictions_point_into_the_context(tmp_path, minilm_tokenizer):

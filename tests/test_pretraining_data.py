@@ -217,7 +217,7 @@ def test_one_held_out_document_still_gives_both_nsp_classes(tmp_path, minilm_tok
 
 
 def test_sampler_shards_ranks_disjointly_and_resumes():
-    from bert_pl.pretraining.sampling import ResumableSampler
+    from bert_pl.training.sampling import ResumableSampler
 
     n = 103
     shards = []

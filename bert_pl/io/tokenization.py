@@ -63,6 +63,8 @@ def from_vocab_file(vocab_file, lowercase: bool = True) -> Tokenizer:
     if not vocab:
         raise VocabError(f"{path}: the vocab file is empty")
     tok = _assemble(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100), lowercase)
+    # whole, never lowercased or split, as in tokenizers trained here and HF's: "Paris is the [MASK]." has a mask
+    tok.add_special_tokens([t for t in SPECIAL_TOKENS if t in vocab])
     return _add_post_processor(tok, str(path))
 
 

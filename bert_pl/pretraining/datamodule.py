@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from bert_pl.io import tokenization
@@ -14,25 +15,9 @@ from bert_pl.pretraining.corpus import CorpusError, documents, fingerprint
 from bert_pl.errors import UserConfigError
 from bert_pl.pretraining.instances import StreamingInstances, build_pretraining_dataset
 from bert_pl.pretraining.masking import MaskingCollator
-from bert_pl.pretraining.sampling import IndexedDataset, ResumableSampler
+from bert_pl.training.sampling import IndexedDataset, ResumableSampler, rank_info, resume_offset
 
 log = logging.getLogger(__name__)
-
-
-def resume_offset(trainer, loader_len_batches: int) -> int:
-    """Batches already done in the current epoch when resuming (0 on a fresh start or an epoch boundary)."""
-    if trainer is None:
-        return 0
-    # A step checkpoint is written after the batch's optimizer step but before Lightning counts the batch as
-    # `completed`, so `processed` is the number of batches whose update is in the checkpoint.
-    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-    return done if 0 < done < loader_len_batches else 0
-
-
-def rank_info(trainer):
-    if trainer is None:
-        return 0, 1
-    return trainer.global_rank, trainer.world_size
 
 
 class PretrainingDataModule(L.LightningDataModule):
@@ -144,7 +129,7 @@ class PretrainingDataModule(L.LightningDataModule):
         if train:
             data.start_at(resume_offset(self.trainer, float("inf")))
         return DataLoader(data, batch_size=bs, collate_fn=self.collator(), num_workers=self.num_workers,
-                          drop_last=self.static_shapes)
+                          drop_last=self.static_shapes, generator=torch.Generator().manual_seed(self.seed))
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if self.streaming:
@@ -155,11 +140,12 @@ class PretrainingDataModule(L.LightningDataModule):
                                    drop_last=self.static_shapes)
         bs = self.batch_size if train else self.eval_batch_size
         if train:
-            n_batches = len(sampler) // bs if self.static_shapes else -(-len(sampler) // bs)  # last partial kept
-            sampler.start_at(resume_offset(self.trainer, n_batches) * bs)
+            sampler.resume_with(self.trainer, bs, drop_last_batch=self.static_shapes)
         return DataLoader(IndexedDataset(data), batch_size=bs, sampler=sampler, collate_fn=self.collator(),
                           num_workers=self.num_workers, drop_last=train and self.static_shapes,
-                          persistent_workers=False, pin_memory=False)
+                          persistent_workers=False, pin_memory=False,
+                          # own generator: creating the iterator (e.g. validation) leaves dropout's generator alone
+                          generator=torch.Generator().manual_seed(self.seed))
 
     def train_dataloader(self):
         return self._loader("train", True)

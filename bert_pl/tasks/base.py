@@ -196,11 +196,20 @@ class Task(L.LightningDataModule):
         return PaddingCollator(self.tokenizer.get_vocab()["[PAD]"], self.max_seq_length if self.static_shapes else None)
 
     def loader(self, feats, shuffle: bool, batch_size: int) -> DataLoader:
-        """Seeded shuffling for training, per-batch padding (fixed width and drop_last with `static_shapes`)."""
-        g = torch.Generator().manual_seed(self.seed)
-        return DataLoader(feats, batch_size=batch_size, shuffle=shuffle, generator=g if shuffle else None,
-                          collate_fn=self.collator(), num_workers=self.num_workers,
-                          drop_last=shuffle and self.static_shapes)
+        """Training (shuffle=True): a permutation seeded by (seed, epoch), sharded by rank, that starts mid-epoch on
+        resume; per-batch padding (fixed width and drop_last with `static_shapes`). Every loader has its own
+        generator, so creating its iterator draws nothing from the global one that dropout uses."""
+        from bert_pl.training.sampling import ResumableSampler, rank_info
+
+        rank, world = rank_info(self.trainer) if shuffle else (0, 1)
+        drop_last = shuffle and self.static_shapes
+        sampler = ResumableSampler(len(feats), shuffle=shuffle, seed=self.seed, rank=rank, world_size=world,
+                                   drop_last=drop_last, with_epoch=False)
+        if shuffle:
+            sampler.resume_with(self.trainer, batch_size, drop_last)
+        return DataLoader(feats, batch_size=batch_size, sampler=sampler, collate_fn=self.collator(),
+                          num_workers=self.num_workers, drop_last=drop_last,
+                          generator=torch.Generator().manual_seed(self.seed))
 
     def train_dataloader(self):
         return self.loader(self.features("train"), True, self.batch_size)

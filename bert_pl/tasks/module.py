@@ -71,6 +71,14 @@ class FinetuneModule(BertModule):
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._collect(batch, ("predict", dataloader_idx))
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["bert_pl_history"] = list(self.history)  # a resumed run reports every epoch's dev metrics
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.history = list(checkpoint.get("bert_pl_history", []))
+
     def extra_checkpoint_info(self) -> dict:
         task = self._trainer.datamodule if self._trainer is not None else None
         return {"labels": self.labels, "main_metric": self.main_metric, "problem_type": self.problem_type,

@@ -340,6 +340,29 @@ class MultipleChoiceTask(Task):
     def results_info(self) -> dict:
         return {"num_choices": self.num_choices}
 
+    def checkpoint_info(self) -> dict:
+        """The column layout too, so `predict.py` reads files in the training data's layout (SWAG's CSV)."""
+        return {"max_seq_length": self.max_seq_length, "columns": {
+            "context_column": self.context_column, "choices_column": self.choices_column,
+            "choice_columns": self.choice_columns, "choice_prefix_column": self.choice_prefix_column,
+            "label_column": self.label_column, "id_column": self.id_column}}
+
+    @classmethod
+    def prediction_examples(cls, columns: List[str], rows, where: str, layout: Optional[dict] = None):
+        """(ids, [{"context", "choices"}]) from the rows of an input file read in a layout saved by
+        `checkpoint_info` (default: a `context` column and a `choices` list or ending0.. columns)."""
+        reader = cls(train_file=where, validation_file=where, **(layout or {}))  # reads nothing: its column rules
+        spec = reader._layout(columns, where, "test")
+        ids, examples = [], []
+        for n, (lineno, row) in enumerate(rows):
+            try:
+                context, choices, _ = reader._parse(row, spec, "test")
+            except ValueError as e:
+                raise TaskDataError(f"{where}: line {lineno}: {e}") from None
+            ids.append(str(row[spec["id"]]) if spec["id"] and row.get(spec["id"]) is not None else str(n))
+            examples.append({"context": context, "choices": choices})
+        return ids, examples
+
 
 class SwagTask(MultipleChoiceTask):
     """`task=swag`: SWAG's CSVs (`train.csv`, `val.csv`, optional `test.csv`) from data_dir, or `allenai/swag`

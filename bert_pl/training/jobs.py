@@ -22,13 +22,13 @@ def pretrain(cfg: DictConfig):
     from hydra.utils import instantiate
 
     from bert_pl.io import checkpoints
-    from bert_pl.io.runs import expand, mark_latest
+    from bert_pl.io.runs import mark_latest
     from bert_pl.pretraining.module import RunSummary
     from bert_pl.io import tokenization
 
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
-    ckpt_path = expand(cfg.ckpt_path) if cfg.ckpt_path else None  # a .ckpt, a run folder or latest:train
+    ckpt_path = runner.resume_checkpoint(cfg.ckpt_path, "pretraining") if cfg.ckpt_path else None
     resume = checkpoints.resolve(ckpt_path) if ckpt_path else None
     start = resume or (checkpoints.resolve(cfg.pretrained) if cfg.pretrained else None)
     tokenizer = datamodule.load_tokenizer(from_checkpoint=start.tokenizer_json if start else None)
@@ -86,6 +86,11 @@ def finetune(cfg: DictConfig, overrides=()):
     task.prepare()
     if not cfg.train:
         runner.check_fine_tuned_for(ckpt, task, cfg.task.name)
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path:
+        if not cfg.train:
+            raise runner.UserConfigError("ckpt_path= resumes training; with train=false pass model_path= only")
+        ckpt_path = runner.resume_checkpoint(ckpt_path, task.head, task.labels)
     module = instantiate(cfg.module, _convert_="all", model=model, head=task.head, head_kwargs=task.head_kwargs(),
                          labels=task.labels, main_metric=task.main_metric,
                          optimizer=instantiate(cfg.optimizer), pretrained=pretrained)
@@ -94,7 +99,7 @@ def finetune(cfg: DictConfig, overrides=()):
     start = time.time()
     with runner.distributed_job():
         if cfg.train:
-            trainer.fit(module, datamodule=task)
+            trainer.fit(module, datamodule=task, ckpt_path=ckpt_path)
         if not trainer.is_global_zero:
             return None
         results = finish(trainer, module, task, cfg, Path(cfg.paths.output_dir), time.time() - start,

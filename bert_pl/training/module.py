@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Callable, Optional
 
 import lightning as L
+import numpy as np
 import torch
 
 from bert_pl.errors import UserConfigError, UserError
@@ -17,6 +19,12 @@ log = logging.getLogger(__name__)
 
 class NonFiniteLossError(UserError, RuntimeError):
     pass
+
+
+def _numpy_state() -> list:
+    """numpy's global state as tensors and numbers (what `torch.load(weights_only=True)` can read)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
 
 
 class BertModule(L.LightningModule):
@@ -73,15 +81,26 @@ class BertModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["bert_pl"] = {"config": self.config.to_dict(), "head": self.head,
                                  "tokenizer": self.tokenizer_json, **self.extra_checkpoint_info()}
-        # Dropout draws from the global generators: saved with the step, so a resumed run draws the same masks.
+        # Dropout draws from the global generators: saved with the step, so a resumed run draws the same masks
+        # (numpy's and python's too, for anything a user's code draws).
+        for logger in self.loggers:  # the metrics up to this step are on disk with the checkpoint
+            logger.save()
         checkpoint["bert_pl_rng"] = {"torch": torch.get_rng_state(),
-                                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+                                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                                     "numpy": _numpy_state(), "python": random.getstate()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         info = checkpoint.get("bert_pl") or {}
         if info.get("tokenizer"):
             self.tokenizer_json = info["tokenizer"]
         self._rng_to_restore = checkpoint.get("bert_pl_rng")
+        self._resumed = "loops" in checkpoint
+
+    def on_train_start(self) -> None:
+        if getattr(self, "_resumed", False):  # drop what a killed run logged after its checkpoint: logged again now
+            for logger in self.loggers:
+                if hasattr(logger, "rewind"):
+                    logger.rewind(self.global_step)
 
     def on_train_batch_start(self, batch, batch_idx):
         # Restored at the first step, not at load: creating the resumed run's data iterator draws a random seed.
@@ -90,6 +109,10 @@ class BertModule(L.LightningModule):
             torch.set_rng_state(state["torch"])
             if state.get("cuda") is not None and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda"])
+            if state.get("numpy") is not None:
+                name, keys, pos, has_gauss, cached = state["numpy"]
+                np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+                random.setstate(state["python"])
             self._rng_to_restore = None
 
     def extra_checkpoint_info(self) -> dict:

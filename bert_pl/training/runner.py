@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -21,8 +21,65 @@ PROJECT_ROOT = _REPO if (_REPO / "conf").is_dir() and (_REPO / "train.py").is_fi
 CONF_DIR = (_REPO / "conf") if PROJECT_ROOT == _REPO else PACKAGE_DIR / "conf"
 log = logging.getLogger("bert_pl")
 
-if not OmegaConf.has_resolver("project_root"):
-    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+_claimed_run_dirs: dict = {}
+
+
+def _run_of(ckpt_path) -> Optional[Path]:
+    """The run folder a resume checkpoint belongs to (`<run>/checkpoints/x.ckpt`, a run folder, latest[:TASK])."""
+    if not ckpt_path:
+        return None
+    from bert_pl.io import runs
+
+    spec = str(ckpt_path)
+    try:
+        path = Path(runs.expand(spec) if spec == "latest" or spec.startswith("latest:") else spec).expanduser()
+    except UserError:
+        return None  # reported properly when the job reads ckpt_path
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        return path.resolve()
+    if path.is_file() and path.parent.name == "checkpoints":
+        return path.parent.parent.resolve()
+    return None
+
+
+def run_dir(runs_dir: str, ckpt_path=None) -> str:
+    """`hydra.run.dir`: a resumed run continues in its own folder; a new run gets `<runs_dir>/<start time>`, with
+    -1, -2, ... added when runs start in the same second (claimed by creating it, so two processes never share)."""
+    resumed = _run_of(ckpt_path)
+    if resumed is not None:
+        return str(resumed)
+    if runs_dir not in _claimed_run_dirs:
+        import itertools
+
+        stamp = _start_time()
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        for i in itertools.count():
+            candidate = Path(runs_dir) / (stamp if i == 0 else f"{stamp}-{i}")
+            try:
+                candidate.mkdir()
+                break
+            except FileExistsError:
+                continue
+        _claimed_run_dirs[runs_dir] = str(candidate)
+    return _claimed_run_dirs[runs_dir]
+
+
+def config_subdir(ckpt_path=None) -> str:
+    """`hydra.output_subdir`: a resumed run keeps the original run's .hydra/ and writes its own beside it."""
+    return ".hydra" if _run_of(ckpt_path) is None else f".hydra/resumed-{_start_time()}"
+
+
+@functools.lru_cache(maxsize=1)
+def _start_time() -> str:
+    import datetime
+
+    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+for _name, _fn in (("project_root", lambda: str(PROJECT_ROOT)), ("run_dir", run_dir),
+                   ("config_subdir", config_subdir)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn)
 
 
 def entry_point(fn):
@@ -202,6 +259,43 @@ def check_fine_tuned_for(ckpt, task, task_name: str) -> None:
     if want is not None and have is not None and list(have) != list(want):
         raise UserConfigError(f"{ckpt.source} was fine-tuned with labels {list(have)}, task={task_name} has "
                               f"{list(want)}; pass model_path= a model fine-tuned for {task_name}")
+
+
+def resume_checkpoint(spec, head: str, labels=None, key: str = "ckpt_path") -> str:
+    """`ckpt_path=`: a run folder (its checkpoints/last.ckpt), `latest[:TASK]` or a .ckpt that Lightning wrote while
+    training a `head` model (with `labels`); anything else is a one-line error naming what it is."""
+    import torch
+
+    from bert_pl.io import runs
+
+    spec = str(spec)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        found = [p for p in (path / "checkpoints" / "last.ckpt", path / "last.ckpt") if p.is_file()]
+        if not found:
+            raise UserConfigError(f"{key}={spec}: the folder has no checkpoints/last.ckpt to resume from")
+        path = found[0]
+    elif spec == "latest" or spec.startswith("latest:"):
+        path = Path(runs.expand(spec))
+    if not path.is_file():
+        raise UserConfigError(f"{key}={spec}: no such file or folder")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as e:  # noqa: BLE001 (any unreadable file is the same user error)
+        raise UserConfigError(f"{key}={spec}: not a readable checkpoint ({type(e).__name__}); pass a run's "
+                              f"checkpoints/last.ckpt") from None
+    if not isinstance(state, dict) or "optimizer_states" not in state or "loops" not in state:
+        raise UserConfigError(f"{key}={spec}: not a training checkpoint written by bert-pl (no optimizer and loop "
+                              f"state); to start from these weights pass pretrained= instead")
+    info = state.get("bert_pl") or {}
+    if info.get("head", "pretraining") != head:
+        raise UserConfigError(f"{key}={spec} was written while training a {info.get('head')} model; this run trains a "
+                              f"{head} model: resume it with the command that made it, or pass pretrained= to start "
+                              f"from its weights")
+    if labels is not None and info.get("labels") is not None and list(info["labels"]) != list(labels):
+        raise UserConfigError(f"{key}={spec} was trained with labels {list(info['labels'])}, this task has "
+                              f"{list(labels)}: resume it with the task that made it")
+    return str(path)
 
 
 def key_value_config(defaults_file, argv) -> DictConfig:

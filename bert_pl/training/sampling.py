@@ -1,4 +1,5 @@
-"""A shuffling sampler that shards by rank, knows its epoch, and can start mid-epoch, so resumes are exact."""
+"""A shuffling sampler that shards by rank, knows its epoch, and can start mid-epoch, so resumes are exact; shared by
+pretraining and fine-tuning."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,22 +7,30 @@ from torch.utils.data import Dataset, Sampler
 
 
 class ResumableSampler(Sampler):
-    """Yields (index, epoch). The order is a permutation seeded by (seed, epoch), padded to a multiple of
+    """Yields (index, epoch) (or plain indices with `with_epoch=False`). The order is a permutation seeded by (seed, epoch), padded to a multiple of
     `world_size` and sliced `rank::world_size`, so ranks see disjoint data; `start_at(n)` skips the first n samples
     of the current epoch on this rank (set on resume from the trainer's progress)."""
 
     def __init__(self, num_samples: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False):
+                 drop_last: bool = False, with_epoch: bool = True):
+        self.with_epoch = with_epoch
         self.num_samples, self.shuffle, self.seed = num_samples, shuffle, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last
         self.epoch = 0
         self._skip = 0
+        self._trainer = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def start_at(self, samples_done: int) -> None:
         self._skip = samples_done
+
+    def resume_with(self, trainer, batch_size: int, drop_last_batch: bool = False) -> None:
+        """Skip, on each new iterator, the batches `trainer` has already done in the current epoch (non-zero only
+        in the first epoch of a resumed run). Read when iterated, not now: Lightning may build the loader (e.g. for
+        `estimated_stepping_batches`) before it restores the checkpoint's progress."""
+        self._trainer, self._batch_size, self._drop_last_batch = trainer, batch_size, drop_last_batch
 
     def _order(self) -> np.ndarray:
         n = self.num_samples
@@ -33,10 +42,14 @@ class ResumableSampler(Sampler):
         return order[self.rank::self.world_size]
 
     def __iter__(self):
+        if self._trainer is not None:
+            bs = self._batch_size
+            n_batches = len(self) // bs if self._drop_last_batch else -(-len(self) // bs)
+            self._skip = resume_offset(self._trainer, n_batches) * bs
         order = self._order()[self._skip:]
         self._skip = 0
         epoch = self.epoch
-        return iter([(int(i), epoch) for i in order])
+        return iter([(int(i), epoch) for i in order] if self.with_epoch else order.tolist())
 
     def __len__(self) -> int:
         """The whole epoch, skipped part included: Lightning's batch counter resumes from the checkpoint too."""
@@ -58,3 +71,19 @@ class IndexedDataset(Dataset):
         row = dict(self.data[int(index)])
         row["index"], row["epoch"] = int(index), int(epoch)
         return row
+
+
+def resume_offset(trainer, loader_len_batches: int) -> int:
+    """Batches already done in the current epoch when resuming (0 on a fresh start or an epoch boundary)."""
+    if trainer is None:
+        return 0
+    # A step checkpoint is written after the batch's optimizer step but before Lightning counts the batch as
+    # `completed`, so `processed` is the number of batches whose update is in the checkpoint.
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    return done if 0 < done < loader_len_batches else 0
+
+
+def rank_info(trainer):
+    if trainer is None:
+        return 0, 1
+    return trainer.global_rank, trainer.world_size
