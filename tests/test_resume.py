@@ -27,37 +27,55 @@ def rows(run_dir):
         return list(csv.DictReader(f))
 
 
-def test_killed_finetuning_resumes_in_its_folder_and_ends_exactly_as_uninterrupted(tmp_path, tiny_pretrained):
-    full = tmp_path / "full"
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_pretrained):
+    full = tmp_path_factory.mktemp("full")
     res = run_cli(finetune_args(tiny_pretrained, f"hydra.run.dir={full}"))
     assert res.returncode == 0, res.stderr[-3000:]
+    return full
 
+
+def _step_of(ckpt):
+    return torch.load(ckpt, weights_only=True)["global_step"]
+
+
+@pytest.mark.parametrize("stop", ["kill -9", "SIGTERM"])
+def test_stopped_finetuning_resumes_in_its_folder_and_ends_exactly_as_uninterrupted(stop, tmp_path, tiny_pretrained,
+                                                                                     uninterrupted):
+    """kill -9 after a step checkpoint of the second epoch (resume from that checkpoint), or SIGTERM at any step
+    (the run writes last.ckpt at that step, exits 143 and prints the command that resumes it)."""
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, *finetune_args(tiny_pretrained, f"hydra.run.dir={killed}",
                                                             "+callbacks.slow._target_=tests.helpers.SlowSteps",
                                                             "+callbacks.slow.seconds=0.1")],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     last = killed / "checkpoints" / "last.ckpt"
     deadline = time.time() + 300
-    while time.time() < deadline:  # kill inside the second epoch, after its validation and a step checkpoint
-        assert proc.poll() is None, "finetune.py ended before it could be killed"
-        if last.is_file() and torch.load(last, weights_only=True)["global_step"] > STEPS_PER_EPOCH:
+    while time.time() < deadline:  # stop inside the second epoch, after its validation and a step checkpoint
+        assert proc.poll() is None, "finetune.py ended before it could be stopped"
+        if last.is_file() and _step_of(last) > STEPS_PER_EPOCH:
             break
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    k = torch.load(last, weights_only=True)["global_step"]
+    proc.send_signal(signal.SIGKILL if stop == "kill -9" else signal.SIGTERM)
+    stderr = proc.communicate(timeout=120)[1]
+    k = _step_of(last)
     assert STEPS_PER_EPOCH < k < 2 * STEPS_PER_EPOCH and not (killed / "results.json").exists()
-
-    res = run_cli(finetune_args(tiny_pretrained, f"ckpt_path={last}"))  # no run dir given: continues in killed/
+    if stop == "SIGTERM":
+        assert proc.returncode == 143, stderr[-2000:]
+        assert f"stopped by SIGTERM at step {k}: wrote {last}" in stderr
+        command = stderr.split("resume with: ")[1].splitlines()[0].split()
+        assert command[:2] == ["python", "finetune.py"] and command[-1] == f"ckpt_path={last}"
+        res = run_cli(command[1:])  # exactly as printed
+    else:
+        res = run_cli(finetune_args(tiny_pretrained, f"ckpt_path={last}"))  # no run dir given: continues in killed/
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"results: {killed}/results.json" in res.stdout
     # every row (losses, learning rates, dev metrics per epoch) as the uninterrupted run logged it
-    assert rows(killed) == rows(full)
+    assert rows(killed) == rows(uninterrupted)
     assert sum(1 for r in rows(killed) if r.get("train/loss")) == 2 * STEPS_PER_EPOCH
-    a, b = (json.loads((d / "results.json").read_text()) for d in (full, killed))
+    a, b = (json.loads((d / "results.json").read_text()) for d in (uninterrupted, killed))
     assert a["history"] == b["history"] and len(b["history"]) == 2 and a["dev"] == b["dev"]
-    assert (full / "predictions_dev.jsonl").read_text() == (killed / "predictions_dev.jsonl").read_text()
+    assert (uninterrupted / "predictions_dev.jsonl").read_text() == (killed / "predictions_dev.jsonl").read_text()
     assert (killed / ".hydra" / "overrides.yaml").is_file()  # the original run's record is kept
     assert len(list((killed / ".hydra").glob("resumed-*/overrides.yaml"))) == 1
 

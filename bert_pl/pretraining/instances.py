@@ -22,13 +22,17 @@ from bert_pl.pretraining.corpus import CorpusError
 
 
 def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int, rng: random.Random) -> None:
-    """Truncate the longer segment one token at a time, from the front or the back at random (Google)."""
-    while len(tokens_a) + len(tokens_b) > max_num_tokens:
-        trunc = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
-        if rng.random() < 0.5:
-            del trunc[0]
-        else:
-            trunc.pop()
+    """Truncate the longer segment one token at a time, from the front or the back at random (Google's rule and
+    random draws), counting the cuts and slicing once: linear in the tokens removed, where deleting from the
+    front of a list one token at a time was quadratic (a 400k-token line took 13 s)."""
+    lengths, cut = [len(tokens_a), len(tokens_b)], [[0, 0], [0, 0]]  # per segment: (front, back) cuts
+    while lengths[0] + lengths[1] > max_num_tokens:
+        longer = 0 if lengths[0] > lengths[1] else 1
+        cut[longer][0 if rng.random() < 0.5 else 1] += 1
+        lengths[longer] -= 1
+    for tokens, (front, back) in zip((tokens_a, tokens_b), cut):
+        if front or back:
+            tokens[:] = tokens[front:len(tokens) - back]
 
 
 def create_instances_from_document(all_documents: Sequence[Sequence[Sequence[int]]], document_index: int,

@@ -172,6 +172,12 @@ class Task(L.LightningDataModule):
         """Write one split's predictions (submission=True: a test split) and return the file's path."""
         raise NotImplementedError
 
+    def check_learned(self, split: str, outputs: Dict[str, np.ndarray]) -> dict:
+        """{"baseline": what a model that learned nothing scores (e.g. the majority class), "degenerate": why these
+        predictions look like such a model's (all one class, no better than the baseline), else None}. Written to
+        results.json and said loudly; {} where a family has no such check."""
+        return {}
+
     def results_info(self) -> dict:
         """Extra fields for results.json (e.g. the label set)."""
         return {"labels": self.labels} if self.labels is not None else {}

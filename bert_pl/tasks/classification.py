@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from bert_pl.tasks.base import Task, TaskDataError, softmax, with_row_ids, write_jsonl_predictions
-from bert_pl.tasks.metrics import check_main_metric, classification_metrics
+from bert_pl.tasks.metrics import check_main_metric, classification_metrics, learning_check
 
 log = logging.getLogger(__name__)
 
@@ -527,6 +527,10 @@ class TextClassificationTask(Task):
         table = self.features(split)
         labels = np.asarray(table.labels)
         return classification_metrics(preds, labels, self.kind, self.num_labels)
+
+    def check_learned(self, split: str, outputs: dict) -> dict:
+        preds = self.predictions(self._ordered_logits(outputs))
+        return learning_check(preds, self.features(split).labels, self.kind, self.labels, self.main_metric)
 
     def prediction_rows(self, split: str, outputs: dict) -> List[dict]:
         """One dict per input row, in input order: id, predicted label(s) and probabilities (or score), gold."""

@@ -7,6 +7,8 @@ matches scikit-learn / scipy, with 0.0 wherever a value is undefined
 """
 from __future__ import annotations
 
+from typing import List
+
 import numpy as np
 
 
@@ -211,3 +213,42 @@ def classification_metrics(preds, labels, kind: str, num_labels: int) -> dict[st
             "exact_match": multilabel_exact_match(preds, labels),
         }
     return {k: out[k] for k in names}
+
+
+def learning_check(preds, labels, kind: str, label_names: List[str], main_metric: str) -> dict:
+    """What a model that learned nothing scores on this split, and whether this one looks like it:
+    {"baseline": {"predictor": ..., metric: value}, "degenerate": reason or None}. The baseline is the dev set's
+    majority class (single-label), each label's majority (multi-label) or the mean (regression); a model is
+    degenerate when it answers the same for every row, or does no better than that baseline on the main metric."""
+    labels = np.asarray(labels)
+    preds = np.asarray(preds)
+    num_labels = len(label_names)
+    if kind == "regression":
+        labels, preds = labels.astype(np.float64).ravel(), preds.astype(np.float64).ravel()
+        base = {"predictor": "the mean of the gold scores", "mse": mse(np.full_like(labels, labels.mean()), labels)}
+        if preds.std() <= 1e-6 * (labels.std() + 1e-12):
+            return {"baseline": base, "degenerate": f"every prediction is the same score ({preds[0]:.4g})"}
+        if mse(preds, labels) >= base["mse"]:
+            return {"baseline": base, "degenerate": f"mse {mse(preds, labels):.4f} is no better than predicting the "
+                                                    f"mean score ({base['mse']:.4f})"}
+        return {"baseline": base, "degenerate": None}
+    if kind == "multi_label":
+        majority = (labels.mean(0) > 0.5).astype(labels.dtype)
+        constant = np.broadcast_to(majority, labels.shape)
+        base = {"predictor": "each label's majority value", **classification_metrics(constant, labels, kind, num_labels)}
+        if len(np.unique(preds, axis=0)) == 1 and len(np.unique(labels, axis=0)) > 1:
+            chosen = [label_names[j] for j in np.flatnonzero(preds[0])]
+            return {"baseline": base, "degenerate": f"every row gets the same labels {chosen}"}
+    else:
+        values, counts = np.unique(labels, return_counts=True)
+        majority = values[counts.argmax()]
+        constant = np.full_like(labels, majority)
+        base = {"predictor": f"always {label_names[int(majority)]!r} (the majority class)",
+                **classification_metrics(constant, labels, kind, num_labels)}
+        if len(np.unique(preds)) == 1 and len(values) > 1:
+            return {"baseline": base, "degenerate": f"every prediction is {label_names[int(preds[0])]!r}"}
+    value = classification_metrics(preds, labels, kind, num_labels)[main_metric]
+    if value <= base[main_metric] + 1e-9:
+        return {"baseline": base, "degenerate": f"{main_metric} {value:.4f} is no better than {base['predictor']} "
+                                                f"({base[main_metric]:.4f})"}
+    return {"baseline": base, "degenerate": None}

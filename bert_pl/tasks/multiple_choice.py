@@ -27,7 +27,7 @@ import torch
 
 from bert_pl.tasks.base import PaddingCollator, Task, TaskDataError, softmax, with_row_ids, write_jsonl_predictions
 from bert_pl.tasks.classification import CHUNK, ID_COLUMN_CANDIDATES, hub_has_split, read_hub_rows, read_rows
-from bert_pl.tasks.metrics import accuracy
+from bert_pl.tasks.metrics import accuracy, learning_check
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +326,11 @@ class MultipleChoiceTask(Task):
     def evaluate(self, split: str, outputs: dict) -> dict:
         preds = self._ordered_logits(outputs).argmax(-1)
         return {"acc": accuracy(preds, self.features(split).labels)}
+
+    def check_learned(self, split: str, outputs: dict) -> dict:
+        preds = self._ordered_logits(outputs).argmax(-1)
+        names = [f"choice {j}" for j in range(self._ordered_logits(outputs).shape[-1])]
+        return learning_check(preds, self.features(split).labels, "single_label", names, "acc")
 
     def prediction_rows(self, split: str, outputs: dict) -> List[dict]:
         """One dict per input row, in input order: id, the chosen index (`label`), the k probabilities, and the gold

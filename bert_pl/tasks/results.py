@@ -28,11 +28,16 @@ def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: fl
         module.load_state_dict(state)
     history = module.history
     best = max(history, key=lambda h: h["main"]) if history else None
-    files, dev = [], {}
+    files, dev, baseline, degenerate = [], {}, {}, []
     t0 = time.time()
     for split in datamodule.eval_splits:
         outputs = predict_split(trainer, module, datamodule, split)
         dev[split] = datamodule.evaluate(split, outputs)
+        check = datamodule.check_learned(split, outputs)
+        if check.get("baseline"):
+            baseline[split] = check["baseline"]
+        if check.get("degenerate"):
+            degenerate.append(f"{split}: {check['degenerate']}")
         files.append(str(datamodule.write_predictions(split, outputs, output_dir, submission=False)))
     for split in datamodule.test_splits():
         outputs = predict_split(trainer, module, datamodule, split)
@@ -51,11 +56,17 @@ def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: fl
         "best": {"metric": datamodule.main_metric, "value": best["main"] if best else None,
                  "epoch": best["epoch"] if best else None, "checkpoint": best_path},
         "dev": dev,
+        "baseline": baseline,
+        "degenerate": bool(degenerate),
+        "degenerate_reason": "; ".join(degenerate) or None,
         "files": files,
         "train_seconds": round(train_seconds, 1),
         "predict_seconds": round(time.time() - t0, 1),
     }
     atomic_write_text(output_dir / "results.json", json.dumps(results, indent=2))
     log.info("dev (best epoch %s): %s", results["best"]["epoch"], json.dumps(dev))
+    if degenerate:
+        log.warning("THE MODEL LOOKS UNTRAINED: %s. Its scores are a constant predictor's; try another learning "
+                    "rate, more epochs or another checkpoint (results.json: \"degenerate\": true)", results["degenerate_reason"])
     log.info("wrote %s", ", ".join(files + [str(output_dir / "results.json")]))
     return results

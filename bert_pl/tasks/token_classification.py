@@ -450,6 +450,15 @@ class TokenClassificationTask(Task):
         types = {conlleval.split_tag(t)[1] for t in self.labels} - {""}  # the same per-type keys every epoch
         return conlleval.scores(conlleval.count(gold, pred), types)
 
+    def check_learned(self, split: str, outputs: dict) -> dict:
+        """Tagging every word 'O' scores F1 0; a model that does (or tags every word alike) learned nothing."""
+        outside = [t for t in self.labels if conlleval.split_tag(t)[1] == ""]
+        base = {"predictor": f"every word {outside[0]!r}" if outside else "one tag for every word", "f1": 0.0}
+        tags = {self.labels[i] for p in self.predict(split, outputs) for i in p if i >= 0}
+        if len(tags) <= 1 or tags <= set(outside):
+            return {"baseline": base, "degenerate": f"every word is tagged {sorted(tags)} (no entity found)"}
+        return {"baseline": base, "degenerate": None}
+
     def write_predictions(self, split: str, outputs: dict, out_dir: Path, submission: bool) -> Path:
         """`predictions_<split>.txt`: `token gold predicted` per word (`token predicted` without gold tags), a blank
         line after each sentence, `-DOCSTART-` lines where the input had them; whitespace inside a token becomes _.

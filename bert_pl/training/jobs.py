@@ -27,6 +27,7 @@ def pretrain(cfg: DictConfig):
     from bert_pl.io import tokenization
 
     L.seed_everything(cfg.seed, workers=True)
+    runner.check_trains_something(cfg, evaluate_only="")
     datamodule = instantiate(cfg.data)
     ckpt_path = runner.resume_checkpoint(cfg.ckpt_path, "pretraining") if cfg.ckpt_path else None
     resume = checkpoints.resolve(ckpt_path) if ckpt_path else None
@@ -74,6 +75,8 @@ def finetune(cfg: DictConfig, overrides=()):
     from bert_pl.tasks.results import finish
 
     L.seed_everything(cfg.seed, workers=True)
+    if cfg.train:
+        runner.check_trains_something(cfg)
     pretrained = runner.weights_to_start_from(cfg)
     ckpt = checkpoints.resolve(pretrained)
     if not ckpt.tokenizer_json:
@@ -106,6 +109,9 @@ def finetune(cfg: DictConfig, overrides=()):
                          overrides, pretrained)
     if cfg.train:  # an evaluate-only run has no checkpoint: latest keeps pointing at the model
         mark_latest(cfg.paths.output_dir)
+    if results["degenerate"]:
+        print(f"WARNING: the model looks untrained ({results['degenerate_reason']}); results.json says "
+              f"\"degenerate\": true")
     if cfg.train:
         print(f"best dev {results['best']['metric']}: {results['best']['value']} (epoch {results['best']['epoch']}); "
               f"results: {cfg.paths.output_dir}/results.json")

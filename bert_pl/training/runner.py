@@ -143,8 +143,10 @@ def build_trainer(cfg: DictConfig):
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import LearningRateMonitor
 
+    from bert_pl.training.preemption import SaveOnPreemption
+
     loggers = instantiate_group(cfg.get("logger"))
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = instantiate_group(cfg.get("callbacks")) + [SaveOnPreemption()]  # always: SIGTERM never loses steps
     if not loggers:  # logger=[] or null: LearningRateMonitor would refuse to start, and has nowhere to write
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -259,6 +261,18 @@ def check_fine_tuned_for(ckpt, task, task_name: str) -> None:
     if want is not None and have is not None and list(have) != list(want):
         raise UserConfigError(f"{ckpt.source} was fine-tuned with labels {list(have)}, task={task_name} has "
                               f"{list(want)}; pass model_path= a model fine-tuned for {task_name}")
+
+
+def check_trains_something(cfg: DictConfig, evaluate_only: str = "; to evaluate a fine-tuned model without "
+                                                                  "training pass train=false model_path=...") -> None:
+    """A run that would take no training step is refused (it would write results of an untrained model)."""
+    t = cfg.trainer
+    for key in ("max_steps", "max_epochs", "limit_train_batches"):
+        value = t.get(key)
+        if value is not None and value == 0:
+            raise UserConfigError(f"trainer.{key}=0 trains nothing{evaluate_only}")
+        if value is not None and key != "limit_train_batches" and value < -1:
+            raise UserConfigError(f"trainer.{key}={value}: use a positive number (or -1 for no limit)")
 
 
 def resume_checkpoint(spec, head: str, labels=None, key: str = "ckpt_path") -> str:

@@ -1,0 +1,62 @@
+"""Preemption: SIGTERM (what schedulers and `kill` send) or SIGUSR1 (SLURM's warning before the time limit) makes the
+run write `last.ckpt` at the step it is at and exit non-zero with the command that resumes it. Lightning alone stops
+on SIGTERM without a checkpoint and exits 0, which a scheduler reads as "finished"."""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from lightning.pytorch.callbacks import Callback
+
+
+class SaveOnPreemption(Callback):
+    """At the end of the step during which the signal came: write last.ckpt; Lightning then logs the step's metrics
+    and stops (SIGTERMException, a SystemExit), whose exit code is set here to 128 + the signal's number."""
+
+    def __init__(self):
+        self.signal_name = None
+        self.saved = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGUSR1, self._requested)
+
+    def _requested(self, signum, frame) -> None:
+        self.signal_name = signal.Signals(signum).name
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        asked = bool(self.signal_name) or trainer.received_sigterm
+        if trainer.world_size > 1:  # every rank must take the same decision (saving is collective)
+            asked = trainer.strategy.reduce_boolean_decision(asked, all=False)
+        if not asked or self.saved:
+            return
+        ckpt_cb = trainer.checkpoint_callback
+        folder = Path(ckpt_cb.dirpath) if ckpt_cb is not None and ckpt_cb.dirpath else \
+            Path(trainer.default_root_dir) / "checkpoints"
+        path = folder / "last.ckpt"
+        trainer.save_checkpoint(str(path))  # the state after this step: resuming continues with the next one
+        self.saved = (path, trainer.global_step, self.signal_name or "SIGTERM")
+        trainer._signal_connector.received_sigterm = True  # SIGUSR1 too: Lightning stops after logging this step
+
+    def on_exception(self, trainer, pl_module, exception) -> None:
+        if self.saved is None or not isinstance(exception, SystemExit):
+            return
+        path, step, name = self.saved
+        for logger in trainer.loggers:  # the metrics of the step in the checkpoint
+            logger.save()
+        exception.code = 128 + signal.Signals[name].value  # not 0: a scheduler must not read it as finished
+        if trainer.is_global_zero:
+            print(f"stopped by {name} at step {step}: wrote {path}\nresume with: {resume_command(path)}",
+                  file=sys.stderr, flush=True)
+
+
+def resume_command(ckpt) -> str:
+    """This run's own command line with ckpt_path= the checkpoint (it then continues in this run's folder)."""
+    import shlex
+
+    script = Path(sys.argv[0]).name
+    args = [a for a in sys.argv[1:] if not a.startswith(("ckpt_path=", "hydra.run.dir=", "-m", "--multirun"))]
+    head = f"python {script}" if script.endswith(".py") else script
+    return " ".join([head, *map(shlex.quote, args), shlex.quote(f"ckpt_path={ckpt}")])
