@@ -143,6 +143,12 @@ def test_unknown_task_and_missing_file(tmp_path):
         dm.read("train")
     with pytest.raises(GlueDataError, match="predicted with the MNLI model"):
         GlueDataModule("ax")
+    for task in ("cola", "mrpc"):  # headerless and with a header: a 0-byte file is named, not an IndexError
+        folder = tmp_path / get_task(task).folder
+        folder.mkdir(exist_ok=True)
+        (folder / "train.tsv").write_bytes(b"")
+        with pytest.raises(GlueDataError, match=r"train.tsv: the file is empty; expected GLUE's"):
+            GlueDataModule(task, data_dir=str(tmp_path), source="local").read("train")
 
 
 def test_offline_without_local_folder_says_what_to_pass(tmp_path):

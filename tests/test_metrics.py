@@ -234,3 +234,30 @@ def test_glue_metrics_unchanged():
     np.testing.assert_allclose(M.METRICS["mcc"](preds, labels)["mcc"], skm.matthews_corrcoef(labels, preds), **TOL)
     out = M.METRICS["acc_f1"](preds, labels)
     np.testing.assert_allclose(out["f1"], skm.f1_score(labels, preds), **TOL)
+
+
+def test_learning_check_names_the_constant_predictor_and_its_score():
+    from bert_pl.tasks.metrics import learning_check
+
+    labels = np.array([1] * 279 + [0] * 129)  # MRPC dev: 68.4% paraphrases
+    always_yes = learning_check(np.ones_like(labels), labels, "single_label", ["0", "1"], "acc_and_f1")
+    assert always_yes["degenerate"] == "every prediction is '1'"
+    base = always_yes["baseline"]
+    assert base["predictor"] == "always '1' (the majority class)"
+    assert base["acc"] == pytest.approx(279 / 408) and base["f1"] == pytest.approx(2 * 279 / (279 + 408))
+    rng = np.random.default_rng(0)
+    noisy = np.where(rng.random(408) < 0.5, labels, 1 - labels)  # varied but no better than the baseline
+    assert "no better than always '1'" in learning_check(noisy, labels, "single_label", ["0", "1"], "acc")["degenerate"]
+    good = np.where(rng.random(408) < 0.9, labels, 1 - labels)
+    assert learning_check(good, labels, "single_label", ["0", "1"], "acc")["degenerate"] is None
+    # regression: the same score everywhere, or no better than the mean
+    y = rng.random(100) * 5
+    assert "same score" in learning_check(np.full(100, 2.5), y, "regression", ["score"], "pearson")["degenerate"]
+    assert "predicting the mean" in learning_check(y[::-1], y, "regression", ["score"], "pearson")["degenerate"]
+    assert learning_check(y + 0.1, y, "regression", ["score"], "pearson")["degenerate"] is None
+    # multi-label: one label set for every row
+    multi = (rng.random((50, 3)) < 0.4).astype(int)
+    same = np.tile([1, 0, 0], (50, 1))
+    assert learning_check(same, multi, "multi_label", ["a", "b", "c"], "f1_micro")["degenerate"] == \
+        "every row gets the same labels ['a']"
+    assert learning_check(multi, multi, "multi_label", ["a", "b", "c"], "f1_micro")["degenerate"] is None

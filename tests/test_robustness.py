@@ -150,3 +150,55 @@ def test_wandb_logger_is_offline_without_a_key(tmp_path, monkeypatch):
 
     logger = wandb_logger(project="t", save_dir=str(tmp_path), offline=False)
     assert logger._offline is True and os.environ["WANDB_MODE"] == "offline"
+
+
+@pytest.mark.parametrize("script,override", [("finetune.py", "trainer.max_steps=0"), ("train.py", "trainer.max_steps=0"),
+                                             ("finetune.py", "trainer.max_epochs=0"),
+                                             ("finetune.py", "+trainer.limit_train_batches=0")])
+def test_a_run_that_trains_nothing_is_refused(script, override, tmp_path):
+    from conftest import run_cli
+
+    res = run_cli([script, override, f"hydra.run.dir={tmp_path / 'run'}"])
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr[-2000:]
+    assert override.lstrip("+") + " trains nothing" in res.stderr
+    if script == "finetune.py":
+        assert "train=false model_path=" in res.stderr
+
+
+BAD_CONFIGS = [
+    ("finetune.py", ["optimizer.lr=-1"], "optimizer.lr=-1: must be > 0"),
+    ("train.py", ["optimizer.lr=-1"], "optimizer.lr=-1: must be > 0"),
+    ("finetune.py", ["module.scheduler.warmup_ratio=1.5"], "module.scheduler.warmup_ratio=1.5: must be in [0, 1)"),
+    ("finetune.py", ["task=glue_base"], "task=glue_base is what several tasks share, not a task: pass task= one of"),
+    ("finetune.py", ["task=squad_base"], "task=squad_base is what several tasks share"),
+    ("train.py", ["accelerator=tpu"], "accelerator=tpu needs torch-xla, which is not installed here"),
+    ("train.py", ["accelerator=gpu"], "accelerator=gpu: this machine has no CUDA GPU"),
+]
+
+
+@pytest.mark.parametrize("script,overrides,message", BAD_CONFIGS, ids=[" ".join(c[1]) + " " + c[0] for c in BAD_CONFIGS])
+def test_bad_settings_are_one_line_exit_2_and_leave_no_run_folder(script, overrides, message, tmp_path):
+    import importlib.util
+
+    from conftest import run_cli
+
+    if "accelerator=gpu" in overrides and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    if "accelerator=tpu" in overrides and importlib.util.find_spec("torch_xla") is not None:
+        pytest.skip("torch-xla is installed here")
+    res = run_cli([script, *overrides, f"paths.log_dir={tmp_path}"], env={"BERT_PL_OUTPUTS": str(tmp_path)})
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and message in res.stderr, res.stderr[-2000:]
+    assert not [p for p in tmp_path.glob("**/runs/*") if p.is_dir()]  # nothing half-written
+
+
+def test_malformed_hf_config_names_the_file(tmp_path):
+    from bert_pl.errors import UserError
+    from bert_pl.io.checkpoints import resolve
+
+    (tmp_path / "config.json").write_text("{not json")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(UserError, match=r"config.json: not valid JSON \(.*line 1 column 2"):
+        resolve(tmp_path)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(UserError, match="config.json: expected a JSON object of settings, found list"):
+        resolve(tmp_path)

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -204,3 +205,37 @@ def test_finetune_squad_v2_end_to_end(tiny_pretrained, tmp_path):
     res = run_cli(["-m", "bert_pl.evaluate", "squad_v2", str(tmp_path / "dev-v2.0.json"), str(out / "predictions.json"),
                    "--na-prob-file", str(out / "null_odds.json")])
     assert "best_f1_thresh" in json.loads(res.stdout)
+
+
+@pytest.mark.parametrize("mutate,message", [
+    (lambda d: d["data"][0]["paragraphs"][0].pop("context"), "article 0, paragraph 0: no 'context' field"),
+    (lambda d: d["data"][0]["paragraphs"][0]["qas"][0]["answers"][0].update(answer_start="twelve"),
+     "question q0, answer: 'answer_start' is 'twelve'; expected a number"),
+    (lambda d: d["data"][0]["paragraphs"][0]["qas"][0].pop("question"), "question q0: no 'question' field"),
+])
+def test_malformed_squad_json_is_one_line_naming_the_place(mutate, message, tmp_path):
+    from bert_pl.tasks.squad import SquadDataError, examples_from_articles, read_json
+
+    data = {"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": "Alice met Bob in Paris.", "qas": [
+        {"id": "q0", "question": "Who met Bob?", "answers": [{"text": "Alice", "answer_start": 0}]}]}]}]}
+    ok = examples_from_articles(read_json_from(tmp_path, data), True, False, "train.json")
+    assert ok[0].start_position == 0
+    data["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] = "0"  # digits as text are taken
+    assert examples_from_articles(read_json_from(tmp_path, data), True, False, "train.json")[0].start_position == 0
+    mutate(data)
+    with pytest.raises(SquadDataError, match=re.escape(message)):
+        examples_from_articles(read_json(write(tmp_path, data)), True, False, "train.json")
+
+
+def write(tmp_path, data):
+    import json
+
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def read_json_from(tmp_path, data):
+    from bert_pl.tasks.squad import read_json
+
+    return read_json(write(tmp_path, data))

@@ -21,7 +21,7 @@ import torch
 
 from bert_pl.io import tokenization
 from bert_pl.errors import UserError
-from bert_pl.model.bert import BertConfig
+from bert_pl.model.bert import BertConfig, read_json_config
 from bert_pl.model.heads import HEADS, head_of
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def _tokenizer_json_from_folder(folder: Path) -> Optional[str]:
 
 def _load_hf(folder: Path) -> Checkpoint:
     config_path = folder / "config.json"
-    raw_cfg = json.loads(config_path.read_text())
+    raw_cfg = read_json_config(config_path)
     if raw_cfg.get("model_type", "bert") != "bert":
         raise CheckpointError(f"{config_path}: model_type={raw_cfg.get('model_type')!r}; only BERT is supported")
     if (folder / "model.safetensors").is_file():

@@ -121,11 +121,11 @@ def load(path, lowercase: Optional[bool] = None) -> Tokenizer:
 
 def _lowercase_hint(folder: Path) -> bool:
     """Hugging Face folders say so in tokenizer_config.json; Google's folder names say 'cased' or 'uncased'."""
-    import json
+    from bert_pl.model.bert import read_json_config
 
     cfg = folder / "tokenizer_config.json"
     if cfg.is_file():
-        return bool(json.loads(cfg.read_text()).get("do_lower_case", True))
+        return bool(read_json_config(cfg).get("do_lower_case", True))
     name = folder.name.lower()
     return not (name.startswith("cased") or "_cased" in name or "-cased" in name)
 

@@ -25,6 +25,19 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def read_json_config(path) -> dict:
+    """A config.json / bert_config.json; a malformed one is a one-line error naming the file and the place."""
+    from bert_pl.errors import UserError
+
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e}); fix or re-download the model's config") from None
+    if not isinstance(value, dict):
+        raise UserError(f"{path}: expected a JSON object of settings, found {type(value).__name__}")
+    return value
+
+
 @dataclass
 class BertConfig:
     vocab_size: int = 30522
@@ -57,7 +70,7 @@ class BertConfig:
 
     @classmethod
     def from_json_file(cls, path) -> "BertConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(read_json_config(path))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -107,6 +107,9 @@ def read_tsv(path: Path, task: GlueTask, kind: str, on_bad_row: str = "skip") ->
         lines = f.read().split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    if not lines:
+        raise GlueDataError(f"{path}: the file is empty; expected GLUE's {task.folder} {path.name} with "
+                            f"{'a header and ' if not task.headerless else ''}one example per line")
     labelled = kind != "test"
     if task.headerless and labelled:
         text_idx, label_idx = [task.headerless[0]], task.headerless[1]

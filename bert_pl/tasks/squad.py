@@ -61,19 +61,22 @@ def examples_from_articles(articles: List[dict], is_training: bool, version_2: b
     """SQuAD JSON `data` -> examples. Training answers whose text is not at answer_start are counted and
     skipped (as run_squad.py does), never a crash."""
     examples, mismatched = [], []
-    for article in articles:
-        for paragraph in article["paragraphs"]:
-            doc_tokens, char_to_word = split_words(paragraph["context"])
-            for qa in paragraph["qas"]:
+    for a, article in enumerate(articles):
+        where = f"{source or 'SQuAD'}: article {a}"
+        for p, paragraph in enumerate(_field(article, "paragraphs", list, where)):
+            doc_tokens, char_to_word = split_words(_field(paragraph, "context", str, f"{where}, paragraph {p}"))
+            for q, qa in enumerate(_field(paragraph, "qas", list, f"{where}, paragraph {p}")):
+                at = f"{where}, paragraph {p}, question {qa.get('id', q) if isinstance(qa, dict) else q}"
                 impossible = bool(qa.get("is_impossible", False)) if version_2 else False
-                answers = [a["text"] for a in qa.get("answers", [])]
-                ex = SquadExample(qa["id"], qa["question"], doc_tokens, is_impossible=impossible, answers=answers)
+                answers = [_field(x, "text", str, f"{at}, answer") for x in _field(qa, "answers", list, at, [])]
+                ex = SquadExample(_field(qa, "id", str, at), _field(qa, "question", str, at), doc_tokens,
+                                  is_impossible=impossible, answers=answers)
                 if is_training and not impossible:
                     if not qa.get("answers"):
                         mismatched.append(f"{qa['id']}: no answer")
                         continue
                     ans = qa["answers"][0]
-                    start = ans["answer_start"]
+                    start = _field(ans, "answer_start", int, f"{at}, answer")
                     end_char = start + len(ans["text"]) - 1
                     if start < 0 or end_char >= len(char_to_word):
                         mismatched.append(f"{qa['id']}: answer_start {start} outside the context")
@@ -90,6 +93,25 @@ def examples_from_articles(articles: List[dict], is_training: bool, version_2: b
         log.warning("%s: skipped %d training question(s) whose answer text does not match answer_start, e.g. %s",
                     source, len(mismatched), "; ".join(mismatched[:3]))
     return examples
+
+
+def _field(obj, key: str, kind, where: str, default=None):
+    """obj[key] as `kind` (an int given as digits is taken), else a one-line error naming where and what."""
+    if not isinstance(obj, dict):
+        raise SquadDataError(f"{where}: expected a JSON object, found {type(obj).__name__}")
+    if key not in obj:
+        if default is not None:
+            return default
+        raise SquadDataError(f"{where}: no {key!r} field (SQuAD's layout: data[].paragraphs[].context and "
+                             f".qas[].id/question/answers[].text/answer_start)")
+    value = obj[key]
+    if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if kind is str and isinstance(value, (int, float)) and not isinstance(value, bool) and key == "id":
+        return str(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise SquadDataError(f"{where}: {key!r} is {value!r}; expected {'a number' if kind is int else kind.__name__}")
+    return value
 
 
 def read_json(path: Path) -> List[dict]:

@@ -27,7 +27,7 @@ def pretrain(cfg: DictConfig):
     from bert_pl.io import tokenization
 
     L.seed_everything(cfg.seed, workers=True)
-    runner.check_trains_something(cfg, evaluate_only="")
+    runner.check_config(cfg)
     datamodule = instantiate(cfg.data)
     ckpt_path = runner.resume_checkpoint(cfg.ckpt_path, "pretraining") if cfg.ckpt_path else None
     resume = checkpoints.resolve(ckpt_path) if ckpt_path else None
@@ -75,8 +75,7 @@ def finetune(cfg: DictConfig, overrides=()):
     from bert_pl.tasks.results import finish
 
     L.seed_everything(cfg.seed, workers=True)
-    if cfg.train:
-        runner.check_trains_something(cfg)
+    runner.check_config(cfg, training=cfg.train)
     pretrained = runner.weights_to_start_from(cfg)
     ckpt = checkpoints.resolve(pretrained)
     if not ckpt.tokenizer_json:

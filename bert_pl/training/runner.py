@@ -102,12 +102,27 @@ def entry_point(fn):
                 e = e.__cause__
             if os.environ.get("BERT_PL_TRACEBACK"):
                 raise
+            _remove_if_empty_run()
             message = str(e).splitlines()[0] if isinstance(e, MissingMandatoryValue) else str(e)
             hint = f" (pass {e.full_key}=...)" if isinstance(e, MissingMandatoryValue) else ""
             print(f"error: {message}{hint}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper
+
+
+def _remove_if_empty_run() -> None:
+    """A run refused before it wrote anything leaves no folder behind (only Hydra's record and its log were
+    there; the error is on the console)."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    if folder.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class _NoAdverts(logging.Filter):
@@ -261,6 +276,50 @@ def check_fine_tuned_for(ckpt, task, task_name: str) -> None:
     if want is not None and have is not None and list(have) != list(want):
         raise UserConfigError(f"{ckpt.source} was fine-tuned with labels {list(have)}, task={task_name} has "
                               f"{list(want)}; pass model_path= a model fine-tuned for {task_name}")
+
+
+def check_config(cfg: DictConfig, training: bool = True) -> None:
+    """Settings checked where they are composed, before anything is built: a known task, positive rates and sizes,
+    an accelerator this machine has. One line each, naming the key and the fix."""
+    task = cfg.get("task")
+    if task is not None and str(task.get("name")).endswith("_base"):
+        names = sorted(p.stem for p in (CONF_DIR / "task").glob("*.yaml") if not p.stem.endswith("_base"))
+        raise UserConfigError(f"task={task.name} is what several tasks share, not a task: pass task= one of "
+                              f"{', '.join(names)}")
+    opt = cfg.get("optimizer") or {}
+    checks = [("optimizer.lr", opt.get("lr"), lambda v: v > 0, "must be > 0"),
+              ("optimizer.weight_decay", opt.get("weight_decay"), lambda v: v >= 0, "must be >= 0"),
+              ("optimizer.eps", opt.get("eps"), lambda v: v > 0, "must be > 0"),
+              ("trainer.gradient_clip_val", cfg.trainer.get("gradient_clip_val"), lambda v: v > 0,
+               "must be > 0 (or null for no clipping)"),
+              ("trainer.accumulate_grad_batches", cfg.trainer.get("accumulate_grad_batches"), lambda v: v >= 1,
+               "must be at least 1")]
+    sched = (cfg.get("module") or {}).get("scheduler") or {}
+    checks += [("module.scheduler.warmup_ratio", sched.get("warmup_ratio"), lambda v: 0 <= v < 1, "must be in [0, 1)"),
+               ("module.scheduler.warmup_steps", sched.get("warmup_steps"), lambda v: v >= 0, "must be >= 0")]
+    for key, value, ok, rule in checks:
+        if value is not None and not ok(value):
+            raise UserConfigError(f"{key}={value}: {rule}")
+    betas = opt.get("betas")
+    if betas is not None and not all(0 <= b < 1 for b in betas):
+        raise UserConfigError(f"optimizer.betas={list(betas)}: each must be in [0, 1)")
+    accelerator = cfg.trainer.get("accelerator")
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserConfigError(f"accelerator=gpu: this machine has no CUDA GPU that torch {torch.__version__} can "
+                                  f"use; run with accelerator=cpu (or install a CUDA build of torch)")
+    if accelerator == "tpu":
+        import importlib.util
+
+        if importlib.util.find_spec("torch_xla") is None:
+            raise UserConfigError("accelerator=tpu needs torch-xla, which is not installed here: use the TPU "
+                                  "environment of the README (its own venv: pip install -r requirements-tpu.txt), or "
+                                  "accelerator=cpu")
+    if training:
+        check_trains_something(cfg, evaluate_only="" if task is None else
+                               "; to evaluate a fine-tuned model without training pass train=false model_path=...")
 
 
 def check_trains_something(cfg: DictConfig, evaluate_only: str = "; to evaluate a fine-tuned model without "
