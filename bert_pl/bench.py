@@ -82,7 +82,7 @@ def build(args, device):
     import transformers
 
     cfg = bench_config(args)
-    hf_cfg = transformers.BertConfig(**{k: v for k, v in cfg.to_dict().items() if k != "unpad"},
+    hf_cfg = transformers.BertConfig(**{k: v for k, v in cfg.to_dict().items() if k not in cfg.FAST_PATH_KEYS},
                                      attn_implementation="sdpa")
     torch.manual_seed(0)
     if args.task == "pretrain":

@@ -50,13 +50,14 @@ def test_truncated_normal_init():
     assert torch.all(m.bert.embeddings.LayerNorm.weight == 1)
 
 
-def test_unpad_equals_padded():
+@pytest.mark.parametrize("attention", ["sdpa", "varlen"])
+def test_unpad_equals_padded(attention):
     torch.manual_seed(0)
     m = BertForPreTraining(small_config()).eval()
     ids, types, mask = batch()
     with torch.no_grad():
         ref = m(ids, types, mask)
-        m.config.unpad = True
+        m.config.unpad, m.config.attention = True, attention
         fast = m(ids, types, mask)
     real = mask.bool()
     torch.testing.assert_close(fast["mlm_logits"][real], ref["mlm_logits"][real], atol=1e-5, rtol=1e-5)
@@ -69,15 +70,17 @@ def test_unpad_gradients_match():
     ids, types, mask = batch()
     labels = torch.where(mask.bool(), ids, torch.full_like(ids, -100))
     grads = []
-    for unpad in (False, True):
+    for unpad, attention in ((False, "sdpa"), (True, "sdpa"), (True, "varlen")):
         torch.manual_seed(0)
-        m = BertForPreTraining(small_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, unpad=unpad))
+        m = BertForPreTraining(small_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, unpad=unpad,
+                                            attention=attention))
         loss = m(ids, types, mask, mlm_labels=labels, next_sentence_label=torch.tensor([0, 1, 0]))["loss"]
         loss.backward()
         grads.append({n: p.grad.clone() for n, p in m.named_parameters()})
     assert cfg.hidden_dropout_prob == 0.0
     for name in grads[0]:
-        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
+        for other in grads[1:]:
+            torch.testing.assert_close(other[name], grads[0][name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 def test_mlm_gather_equals_full_head():
@@ -163,20 +166,20 @@ def test_parity_with_transformers_every_preset(preset):
     torch.testing.assert_close(o["pooled_output"], pooled_ref, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("unpad", [True, False])
+@pytest.mark.parametrize("unpad,attention", [(True, "sdpa"), (True, "varlen"), (False, "sdpa")])
 @pytest.mark.parametrize("hidden_p,attention_p", [(0.1, 0.0), (0.0, 0.1)])
-def test_dropout_noise_matches_transformers(unpad, hidden_p, attention_p):
+def test_dropout_noise_matches_transformers(unpad, attention, hidden_p, attention_p):
     """Same weights and batch in train mode: over many draws, each output element varies as much as transformers'
     does, for hidden and attention dropout separately. A dropout skipped or misplaced (say, on the unpadded path)
     changes that variance; noise alone moves the ratio by a few percent."""
     transformers = pytest.importorskip("transformers")
     cfg = BertConfig(vocab_size=1000, hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
                      intermediate_size=512, hidden_dropout_prob=hidden_p, attention_probs_dropout_prob=attention_p,
-                     unpad=unpad)
+                     unpad=unpad, attention=attention)
     torch.manual_seed(0)
     ours = BertForSequenceClassification(cfg, num_labels=2).train()
     hf = transformers.BertForSequenceClassification(transformers.BertConfig(
-        **{k: v for k, v in cfg.to_dict().items() if k != "unpad"}, num_labels=2)).train()
+        **{k: v for k, v in cfg.to_dict().items() if k not in ("unpad", "attention")}, num_labels=2)).train()
     hf.load_state_dict(ours.state_dict())
     ids, types, mask = batch(vocab=1000, b=8, s=32)
     real = mask.bool()
@@ -190,3 +193,27 @@ def test_dropout_noise_matches_transformers(unpad, hidden_p, attention_p):
     # and the mean output agrees: |difference| / its standard error averages sqrt(2/pi) = 0.80 when unbiased
     z = (draws["ours"].mean(0) - draws["hf"].mean(0)) / ((draws["ours"].var(0) + draws["hf"].var(0)) / 60).sqrt()
     assert float(z.abs().mean()) == pytest.approx(0.80, abs=0.08)
+
+
+def test_varlen_attention_over_packed_rows_equals_unpacked():
+    """Packed rows (sequence_ids) on the varlen path: each sequence attends only within itself, as when unpacked."""
+    torch.manual_seed(0)
+    m = BertForPreTraining(small_config(unpad=True, attention="varlen")).eval()
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randint(5, 500, (9,), generator=g), torch.randint(5, 500, (13,), generator=g)
+    row = torch.zeros(1, 24, dtype=torch.long)
+    row[0, :9], row[0, 9:22] = a, b
+    seq = torch.zeros(1, 24, dtype=torch.long)
+    seq[0, :9], seq[0, 9:22] = 1, 2
+    pos = torch.cat([torch.arange(9), torch.arange(13), torch.zeros(2, dtype=torch.long)])[None]
+    with torch.no_grad():
+        packed = m.bert(row, sequence_ids=seq, position_ids=pos)["sequence_output"][0]
+        alone = [m.bert(x[None], attention_mask=torch.ones(1, len(x), dtype=torch.long))["sequence_output"][0]
+                 for x in (a, b)]
+    torch.testing.assert_close(packed[:9], alone[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(packed[9:22], alone[1], atol=1e-5, rtol=1e-5)
+
+
+def test_attention_setting_is_checked():
+    with pytest.raises(ValueError, match="attention='flash' is not one of auto, sdpa, varlen"):
+        small_config(attention="flash")

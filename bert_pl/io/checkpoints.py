@@ -166,15 +166,33 @@ def _load_tf(folder: Path) -> Checkpoint:
                       str(folder), "tensorflow")
 
 
+_HUB_FILES = ["config.json", "*.safetensors", "pytorch_model.bin", "vocab.txt", "tokenizer.json",
+              "tokenizer_config.json"]
+
+
 def _fetch_hub(repo_id: str) -> Path:
     from bert_pl.io.hub import require_online
 
-    require_online(f"pretrained={repo_id!r}", "pretrained=/path/to/a/local/folder (Hugging Face or Google format) "
-                                              "or a bert-pl .ckpt")
+    cached = require_online(f"pretrained={repo_id!r}", "pretrained=/path/to/a/local/folder (Hugging Face or Google "
+                                                       "format) or a bert-pl .ckpt", repo_id=repo_id,
+                            allow_patterns=_HUB_FILES)
+    if cached is not None:  # offline, and already in the local hub cache
+        return cached
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(repo_id, allow_patterns=["config.json", "*.safetensors", "pytorch_model.bin",
-                                                          "vocab.txt", "tokenizer.json", "tokenizer_config.json"]))
+    return Path(snapshot_download(repo_id, allow_patterns=_HUB_FILES))
+
+
+def _local_spec(pretrained: str) -> str:
+    """A file:// URL as its local path; any other URL is refused in one line (checkpoints are read from disk)."""
+    if "://" not in pretrained:
+        return pretrained
+    if pretrained.startswith("file://"):
+        from fsspec.core import url_to_fs
+
+        return url_to_fs(pretrained)[1]
+    raise CheckpointError(f"pretrained={pretrained}: checkpoints are read from local files only; copy it to a local "
+                          f"path first (e.g. fsspec, `aws s3 cp`, `gcloud storage cp`) and pass that path")
 
 
 def resolve(pretrained) -> Checkpoint:
@@ -182,7 +200,7 @@ def resolve(pretrained) -> Checkpoint:
     (config, then weights)."""
     from bert_pl.io import runs
 
-    pretrained = runs.expand(str(pretrained))
+    pretrained = runs.expand(_local_spec(str(pretrained)))
     path = Path(pretrained).expanduser()
     stamp = path.stat().st_mtime_ns if path.exists() else None
     return _resolve_cached(pretrained, stamp)
@@ -241,7 +259,7 @@ def _check_consistent(ckpt: Checkpoint) -> None:
                                   f"{emb.shape[0]} rows; the vocab file does not belong to this checkpoint")
 
 
-RUNTIME_KEYS = ("unpad", "hidden_dropout_prob", "attention_probs_dropout_prob")
+RUNTIME_KEYS = (*BertConfig.FAST_PATH_KEYS, "hidden_dropout_prob", "attention_probs_dropout_prob")
 
 
 def config_for(pretrained, overrides: Optional[dict] = None) -> BertConfig:
@@ -295,7 +313,7 @@ _HF_PROBLEM_TYPES = {"single_label": "single_label_classification", "regression"
 
 
 def hf_config(cfg: BertConfig, head: str, labels=None, problem_type: Optional[str] = None) -> dict:
-    d = {k: v for k, v in cfg.to_dict().items() if k != "unpad"}
+    d = {k: v for k, v in cfg.to_dict().items() if k not in BertConfig.FAST_PATH_KEYS}
     d.update(model_type="bert", pad_token_id=0, position_embedding_type="absolute")
     d["architectures"] = [HEADS[head].hf_architecture]
     if HEADS[head].takes_labels and labels is not None:

@@ -6,6 +6,10 @@ Parameter names follow Google's layout as Hugging Face spells it (`bert.encoder.
 Two optional fast paths, both exact (same numbers as the plain path):
 - `unpad`: the dense layers (QKV, attention output, FFN, LayerNorm) run over real tokens only; only the
   attention product itself is re-padded per layer, so a padded batch costs what its real tokens cost.
+- `attention="varlen"` (with `unpad`; the default "auto" picks it on CUDA): the attention product runs over the
+  real tokens too, one sequence at a time, with sequence boundaries (`cu_seqlens`) from the mask or from
+  `sequence_ids` for packed rows: torch's FlashAttention variable-length kernel (CUDA, bf16/fp16, no attention
+  dropout), else SDPA over nested jagged tensors (any device, dropout included). Nothing is re-padded.
 - masked-LM gather: `BertForPreTraining` takes `mlm_positions` and applies the MLM head to those positions
   only, instead of projecting every token onto the 30k-word vocabulary.
 
@@ -53,12 +57,17 @@ class BertConfig:
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     unpad: bool = False  # fast path: dense layers over real tokens only
+    attention: str = "auto"  # with unpad: varlen | sdpa (re-pad for the product) | auto (varlen on CUDA)
+
+    FAST_PATH_KEYS = ("unpad", "attention")  # how to compute, not what: kept out of exported (HF) configs
 
     def __post_init__(self):
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}"
             )
+        if self.attention not in ("auto", "sdpa", "varlen"):
+            raise ValueError(f"attention={self.attention!r} is not one of auto, sdpa, varlen")
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act={self.hidden_act!r} is not one of {sorted(ACTIVATIONS)}")
 
@@ -117,12 +126,15 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_p = config.attention_probs_dropout_prob
 
-    def forward(self, x, mask, unpad_index=None, batch_shape=None):
-        """x: (B, S, H), or (T, H) real tokens when `unpad_index` gives their flat positions in (B*S)."""
+    def forward(self, x, mask, unpad_index=None, batch_shape=None, varlen=None):
+        """x: (B, S, H), or (T, H) real tokens when `unpad_index` gives their flat positions in (B*S); with
+        `varlen` = (cu_seqlens, max_len) the product runs over those tokens too."""
         # One GEMM for Q, K and V (faster than three, same numbers); the parameters keep Google's names.
         w = torch.cat([self.query.weight, self.key.weight, self.value.weight])
         b = torch.cat([self.query.bias, self.key.bias, self.value.bias])
         qkv = F.linear(x, w, b)
+        if varlen is not None:
+            return _varlen_attention(qkv, *varlen, self.num_heads, self.dropout_p if self.training else 0.0)
         if unpad_index is not None:  # re-pad for the attention product only (one copy for Q, K and V together)
             qkv = _pad(qkv, unpad_index, batch_shape)
         q, k, v = qkv.chunk(3, dim=-1)
@@ -156,8 +168,8 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config, config.hidden_size)
 
-    def forward(self, x, mask, unpad_index=None, batch_shape=None):
-        return self.output(self.self(x, mask, unpad_index, batch_shape), x)
+    def forward(self, x, mask, unpad_index=None, batch_shape=None, varlen=None):
+        return self.output(self.self(x, mask, unpad_index, batch_shape, varlen), x)
 
 
 class BertIntermediate(nn.Module):
@@ -177,8 +189,8 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertSelfOutput(config, config.intermediate_size)
 
-    def forward(self, x, mask, unpad_index=None, batch_shape=None):
-        attn = self.attention(x, mask, unpad_index, batch_shape)
+    def forward(self, x, mask, unpad_index=None, batch_shape=None, varlen=None):
+        attn = self.attention(x, mask, unpad_index, batch_shape, varlen)
         return self.output(self.intermediate(attn), attn)
 
 
@@ -203,6 +215,65 @@ class BertPooler(nn.Module):
 def _gather(seq, positions):
     """(B, S, H) at (B, P) positions -> (B, P, H)."""
     return torch.gather(seq, 1, positions.unsqueeze(-1).expand(-1, -1, seq.shape[-1]))
+
+
+try:  # FlashAttention's variable-length kernel (torch >= 2.10, CUDA only)
+    from torch.nn.attention.varlen import varlen_attn as _flash_varlen
+except ImportError:  # pragma: no cover - older torch
+    _flash_varlen = None
+
+
+def _cu_seqlens(batch_shape, unpad_index, sequence_ids=None):
+    """(cu_seqlens int32 (N+1,), longest) of the sequences among the real tokens in flat row-major order: one per
+    row, or per packed sequence (`sequence_ids` 1..k) within a row. One host sync (the kernels take the longest
+    length as a number)."""
+    b, s = batch_shape
+    key = torch.arange(b, device=unpad_index.device)[:, None] * (s + 1)
+    key = (key + sequence_ids if sequence_ids is not None else key.expand(b, s)).flatten().index_select(0, unpad_index)
+    counts = torch.unique_consecutive(key, return_counts=True)[1]
+    return F.pad(counts.cumsum(0, dtype=torch.int32), (1, 0)), int(counts.max())
+
+
+def _varlen_attention(qkv, cu_seqlens, max_len: int, heads: int, dropout_p: float):
+    """Attention within each sequence of the flat (T, 3H) projections -> (T, H), with no padding anywhere."""
+    t = qkv.shape[0]
+    q, k, v = (x.contiguous() for x in qkv.view(t, 3, heads, -1).unbind(1))  # (T, heads, head_dim)
+    if _flash_varlen is not None and qkv.is_cuda and dropout_p == 0.0 and qkv.dtype in (torch.float16, torch.bfloat16):
+        out = _flash_varlen(q, k, v, cu_seqlens, cu_seqlens, max_len, max_len)
+    else:  # attention dropout, fp32 or CPU: SDPA over nested jagged tensors (its kernels support dropout)
+        offsets = cu_seqlens.long()
+        q, k, v = (torch.nested.nested_tensor_from_jagged(x, offsets, max_seqlen=max_len).transpose(1, 2)
+                   for x in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p).transpose(1, 2).values()
+    return out.reshape(t, -1)
+
+
+_VARLEN_CHECKED: dict = {}
+
+
+def _varlen_works(x) -> bool:
+    """attention="auto": use the varlen path on this device only once a small case runs and equals SDPA (a kernel
+    missing from this torch build or card then costs a warning, not a crash)."""
+    key = (x.device.type, x.device.index, torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda")
+           else x.dtype)
+    if key not in _VARLEN_CHECKED:
+        try:
+            with torch.no_grad():
+                g = torch.Generator(device=x.device).manual_seed(0)
+                qkv = torch.randn(7, 3 * 64, device=x.device, generator=g).to(key[2])
+                cu = torch.tensor([0, 3, 7], dtype=torch.int32, device=x.device)
+                got = _varlen_attention(qkv, cu, 4, 2, 0.0).float()
+                ref = torch.cat([F.scaled_dot_product_attention(*(t.view(1, -1, 2, 32).transpose(1, 2) for t in
+                                                                  qkv[a:b].float().chunk(3, -1)))
+                                 .transpose(1, 2).reshape(b - a, -1) for a, b in ((0, 3), (3, 7))])
+                _VARLEN_CHECKED[key] = bool(torch.allclose(got, ref, atol=2e-2, rtol=2e-2))
+        except Exception as e:  # noqa: BLE001 (any failure means: not on this setup)
+            import logging
+
+            logging.getLogger(__name__).warning("variable-length attention does not run here (%s: %s); using SDPA",
+                                                type(e).__name__, e)
+            _VARLEN_CHECKED[key] = False
+    return _VARLEN_CHECKED[key]
 
 
 def _pad(flat, index, batch_shape):
@@ -249,9 +320,13 @@ class BertModel(nn.Module):
             if self.config.unpad:
                 unpad_index = attention_mask.flatten().nonzero().squeeze(1)
                 x = x.reshape(-1, x.shape[-1]).index_select(0, unpad_index)
+        varlen = None
+        if unpad_index is not None and (self.config.attention == "varlen" or
+                                        (self.config.attention == "auto" and x.is_cuda and _varlen_works(x))):
+            varlen, mask = _cu_seqlens(batch_shape, unpad_index, sequence_ids), None
         hidden_states = [x] if output_hidden_states else None
         for layer in self.encoder.layer:
-            x = layer(x, mask, unpad_index, batch_shape)
+            x = layer(x, mask, unpad_index, batch_shape, varlen)
             if output_hidden_states:
                 hidden_states.append(x)
         if unpad_index is not None:

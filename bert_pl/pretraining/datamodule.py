@@ -15,7 +15,7 @@ from bert_pl.pretraining.corpus import CorpusError, documents, fingerprint
 from bert_pl.errors import UserConfigError
 from bert_pl.pretraining.instances import StreamingInstances, build_pretraining_dataset
 from bert_pl.pretraining.masking import MaskingCollator
-from bert_pl.training.sampling import IndexedDataset, ResumableSampler, rank_info, resume_offset
+from bert_pl.training.sampling import IndexedDataset, ResumableSampler, loader_settings, rank_info, resume_offset
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,9 @@ class PretrainingDataModule(L.LightningDataModule):
                                   batch_size=bs)
         if train:
             data.start_at(resume_offset(self.trainer, float("inf")))
-        return DataLoader(data, batch_size=bs, collate_fn=self.collator(), num_workers=self.num_workers,
-                          drop_last=self.static_shapes, generator=torch.Generator().manual_seed(self.seed))
+        return DataLoader(data, batch_size=bs, collate_fn=self.collator(), drop_last=self.static_shapes,
+                          generator=torch.Generator().manual_seed(self.seed),
+                          **loader_settings(self.trainer, self.num_workers))
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if self.streaming:
@@ -142,8 +143,7 @@ class PretrainingDataModule(L.LightningDataModule):
         if train:
             sampler.resume_with(self.trainer, bs, drop_last_batch=self.static_shapes)
         return DataLoader(IndexedDataset(data), batch_size=bs, sampler=sampler, collate_fn=self.collator(),
-                          num_workers=self.num_workers, drop_last=train and self.static_shapes,
-                          persistent_workers=False, pin_memory=False,
+                          drop_last=train and self.static_shapes, **loader_settings(self.trainer, self.num_workers),
                           # own generator: creating the iterator (e.g. validation) leaves dropout's generator alone
                           generator=torch.Generator().manual_seed(self.seed))
 

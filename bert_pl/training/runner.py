@@ -76,8 +76,16 @@ def _start_time() -> str:
     return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
+def gpu_precision() -> str:
+    """accelerator=gpu: bf16 mixed precision where the card has bf16 (Ampere and newer), else fp16 mixed precision
+    (Lightning adds the gradient scaler)."""
+    import torch
+
+    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
+
+
 for _name, _fn in (("project_root", lambda: str(PROJECT_ROOT)), ("run_dir", run_dir),
-                   ("config_subdir", config_subdir)):
+                   ("config_subdir", config_subdir), ("gpu_precision", gpu_precision)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 
@@ -160,6 +168,10 @@ def build_trainer(cfg: DictConfig):
 
     from bert_pl.training.preemption import SaveOnPreemption
 
+    if cfg.trainer.get("accelerator") in ("gpu", "cuda"):
+        import torch
+
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls for fp32 runs (mixed precision is unaffected)
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks")) + [SaveOnPreemption()]  # always: SIGTERM never loses steps
     if not loggers:  # logger=[] or null: LearningRateMonitor would refuse to start, and has nowhere to write

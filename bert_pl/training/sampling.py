@@ -87,3 +87,10 @@ def rank_info(trainer):
     if trainer is None:
         return 0, 1
     return trainer.global_rank, trainer.world_size
+
+
+def loader_settings(trainer, num_workers: int) -> dict:
+    """DataLoader options for the device: page-locked batches on CUDA (the copy to the GPU overlaps compute), and
+    workers kept alive across epochs and validation instead of being restarted each time."""
+    on_cuda = trainer is not None and getattr(trainer.strategy.root_device, "type", "cpu") == "cuda"
+    return {"num_workers": num_workers, "pin_memory": on_cuda, "persistent_workers": num_workers > 0}
