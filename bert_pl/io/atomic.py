@@ -1,29 +1,84 @@
 """Lightning plumbing: crash-safe checkpoint writes and loggers that never prompt."""
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 import logging
 import os
+import posixpath
 import tempfile
+import uuid
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import torch
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
 from lightning.pytorch.plugins.io import TorchCheckpointIO, XLACheckpointIO
 
 from bert_pl.errors import UserError
 
 log = logging.getLogger(__name__)
 
+# Object stores commit an upload as a whole (readers see the old object or the new one, never a part), so one put is
+# already atomic there, and a rename would be a second full copy of the checkpoint.
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl"}
+
 
 class CheckpointSaveError(UserError, OSError):
     pass
 
 
+def _where(path) -> Tuple[Optional[Any], str]:
+    """(None, local path) for a plain path or a file:// URL; (fsspec filesystem, its path) for any other URL.
+    Never `Path(url)`: that folds `s3://bucket` into a local folder named `s3:`."""
+    if isinstance(path, Path) or "://" not in str(path):
+        return None, str(path)
+    try:
+        fs, fs_path = url_to_fs(str(path))
+    except (ImportError, ValueError) as e:  # e.g. "Install s3fs to access S3"
+        raise CheckpointSaveError(errno.EINVAL, f"{path}: cannot open this location ({e})") from None
+    return (None, fs_path) if isinstance(fs, LocalFileSystem) else (fs, fs_path)
+
+
+def _remote_write(fs, fs_path: str, data: bytes, url) -> None:
+    """Write `data` through fsspec: one put on object stores (atomic by themselves), elsewhere a temporary file
+    renamed over the target, or a plain write where the filesystem cannot rename."""
+    parent = posixpath.dirname(fs_path)
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    try:
+        fs.makedirs(parent, exist_ok=True)
+        if protocols & _OBJECT_STORES:
+            fs.pipe_file(fs_path, data)
+            return
+        tmp = f"{parent}/.{posixpath.basename(fs_path)}.{uuid.uuid4().hex}.tmp"
+        try:
+            fs.pipe_file(tmp, data)
+            fs.mv(tmp, fs_path)
+        except NotImplementedError:  # no rename (nor copy) here: a plain write, which a crash can leave half-done
+            fs.pipe_file(fs_path, data)
+        finally:
+            with contextlib.suppress(Exception):
+                if fs.exists(tmp):
+                    fs.rm(tmp)
+    except (OSError, NotImplementedError) as e:
+        raise CheckpointSaveError(getattr(e, "errno", None) or errno.EIO, f"saving {url} failed "
+                                  f"({e or type(e).__name__}); check the location and its credentials, then resume"
+                                  ) from e
+
+
 def atomic_torch_save(obj: Any, path) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`: a crash or a full disk at any
-    moment leaves the previous file intact, and no partial file is left behind."""
-    path = Path(path)
+    moment leaves the previous file intact, and no partial file is left behind. Other fsspec URLs (s3://, gs://,
+    memory://, ...) are written through fsspec, atomically where that filesystem allows (see `_remote_write`)."""
+    fs, where = _where(path)
+    if fs is not None:
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        _remote_write(fs, where, buffer.getvalue(), path)
+        return
+    path = Path(where)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -50,7 +105,11 @@ def atomic_torch_save(obj: Any, path) -> None:
 
 def atomic_write_text(path, text: str) -> None:
     """Results and prediction files: whole or absent, never half-written (temporary file + rename)."""
-    path = Path(path)
+    fs, where = _where(path)
+    if fs is not None:
+        _remote_write(fs, where, text.encode("utf-8"), path)
+        return
+    path = Path(where)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -58,6 +117,8 @@ def atomic_write_text(path, text: str) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
+    """Crash-safe saves; loading and removing are TorchCheckpointIO's, which already go through fsspec for URLs."""
+
     def save_checkpoint(self, checkpoint, path, storage_options: Optional[Any] = None) -> None:
         atomic_torch_save(checkpoint, path)
 

@@ -116,7 +116,8 @@ def hub_documents(name: str, config: Optional[str] = None, split: str = "train",
         from bert_pl.io.hub import require_online
 
         if not local.exists():
-            require_online(f"dataset {name!r}", "data.source.name=/path/to/a/local/copy or data=text data.source.paths=[FILES]")
+            require_online(f"dataset {name!r}", "data.source.name=/path/to/a/local/copy or data=text "
+                           "data.source.paths=[FILES]", repo_id=name, repo_type="dataset")
         ds = datasets.load_dataset(name, config, split=split, streaming=streaming, revision=revision)
     if parts > 1:
         from datasets.distributed import split_dataset_by_node

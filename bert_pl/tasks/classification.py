@@ -166,7 +166,7 @@ def read_hub_rows(name: str, config: Optional[str], split: str):
     from bert_pl.io.hub import require_online
 
     require_online(f"the hub dataset {name}", "data.train_file=... data.validation_file=... (local csv/tsv/json/"
-                                              "jsonl/parquet files)")
+                                              "jsonl/parquet files)", repo_id=name, repo_type="dataset")
     ds = datasets.load_dataset(name, config, split=split)
     names = {c: f.names for c, f in ds.features.items() if hasattr(f, "names")}
     return list(ds.column_names), ((i + 1, r) for i, r in enumerate(ds)), names

@@ -159,7 +159,8 @@ def read_hub(task: GlueTask, split: str) -> List[Example]:
 
     from bert_pl.io.hub import require_online
 
-    require_online(f"GLUE {task.name} from nyu-mll/glue", "data_dir=/path/to/glue_data (GLUE's TSV folders)")
+    require_online(f"GLUE {task.name} from nyu-mll/glue", "data_dir=/path/to/glue_data (GLUE's TSV folders)",
+                   repo_id="nyu-mll/glue", repo_type="dataset")
     config, hub_split = task.hub_config, task.hub_splits.get(split, {"dev": "validation"}.get(split, split))
     if split == "ax":  # the diagnostic set is its own config on the hub
         config, hub_split = "ax", "test"

@@ -133,7 +133,8 @@ def articles_from_hub(name: str, split: str) -> List[dict]:
 
     from bert_pl.io.hub import require_online
 
-    require_online(f"SQuAD ({name})", "data_dir=FOLDER with train-v1.1.json/dev-v1.1.json (or v2.0)")
+    require_online(f"SQuAD ({name})", "data_dir=FOLDER with train-v1.1.json/dev-v1.1.json (or v2.0)",
+                   repo_id=name, repo_type="dataset")
     ds = datasets.load_dataset(name, split=split)
     articles: Dict[str, dict] = {}
     paragraphs: Dict[tuple, dict] = {}

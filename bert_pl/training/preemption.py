@@ -33,10 +33,10 @@ class SaveOnPreemption(Callback):
         if not asked or self.saved:
             return
         ckpt_cb = trainer.checkpoint_callback
-        folder = Path(ckpt_cb.dirpath) if ckpt_cb is not None and ckpt_cb.dirpath else \
-            Path(trainer.default_root_dir) / "checkpoints"
-        path = folder / "last.ckpt"
-        trainer.save_checkpoint(str(path))  # the state after this step: resuming continues with the next one
+        folder = ckpt_cb.dirpath if ckpt_cb is not None and ckpt_cb.dirpath else \
+            f"{trainer.default_root_dir}/checkpoints"
+        path = f"{str(folder).rstrip('/')}/last.ckpt"  # a string: the folder may be an fsspec URL (s3://...)
+        trainer.save_checkpoint(path)  # the state after this step: resuming continues with the next one
         self.saved = (path, trainer.global_step, self.signal_name or "SIGTERM")
         trainer._signal_connector.received_sigterm = True  # SIGUSR1 too: Lightning stops after logging this step
 
