@@ -75,7 +75,7 @@ def bench_inputs(args, cfg) -> dict:
 def bench_config(args) -> BertConfig:
     h, layers, heads, inter = PRESETS[args.model]
     return BertConfig(hidden_size=h, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=inter,
-                      unpad=not args.no_unpad)
+                      unpad=not args.no_unpad, attention=args.attention)
 
 
 def build(args, device):
@@ -92,7 +92,11 @@ def build(args, device):
     missing, unexpected = hf.load_state_dict(ours.state_dict(), strict=False)
     assert not unexpected and all("decoder" in k for k in missing), (missing, unexpected)
     hf.tie_weights()
-    return cfg, ours.to(device), hf.to(device)
+    ours, hf = ours.to(device), hf.to(device)
+    if args.compile:  # both, in place (the same torch.compile the training configs' module.compile=true uses)
+        ours.compile()
+        hf.compile()
+    return cfg, ours, hf
 
 
 def step_fns(args, ours, hf, x, device):
@@ -305,6 +309,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--no-unpad", action="store_true", help="disable the unpadding fast path")
+    ap.add_argument("--attention", default="auto", choices=["auto", "sdpa", "varlen"],
+                    help="with unpadding: varlen (no padding in the attention product) or sdpa (re-padded)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile both models")
     ap.add_argument("--packing", action="store_true", help="pretrain: pack the batch's sequences into fewer rows "
                                                            "(data.packing=true); transformers gets them padded")
     ap.add_argument("--skip-memory", action="store_true")
@@ -341,7 +348,8 @@ def main(argv=None) -> dict:
     record = {
         "model": args.model, "task": args.task, "batch_size": args.batch_size, "seq_len": args.seq_len,
         "precision": args.precision, "device": args.device, "padding_mix": args.padding_mix,
-        "real_tokens_per_batch": tokens, "steps": steps, "unpad": cfg.unpad,
+        "real_tokens_per_batch": tokens, "steps": steps, "unpad": cfg.unpad, "attention": cfg.attention,
+        "compile": args.compile, "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
         "packed_rows": int(x["packed"]["input_ids"].shape[0]) if "packed" in x else None,
         "ours_step_s": round(t_ours, 4), "hf_step_s": round(t_hf, 4),
         "ours_tokens_per_s": round(tokens / t_ours, 1), "hf_tokens_per_s": round(tokens / t_hf, 1),
