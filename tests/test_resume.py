@@ -119,3 +119,34 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeyp
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"")
     assert runner.run_dir(str(tmp_path / "runs"), str(ckpt)) == str(ckpt.parent.parent.resolve())
+
+
+def test_two_process_ddp_finetuning_stopped_by_sigterm_resumes_where_it_stopped(tmp_path, tiny_pretrained):
+    """strategy=ddp on 2 CPU processes: SIGTERM to the launcher stops both ranks at one step with last.ckpt (each
+    rank's own random state in it); the printed command resumes, and the run ends exactly as the uninterrupted one."""
+    ddp = ["strategy=ddp", "trainer.devices=2", "data.limit_train_examples=320",
+           "callbacks.step_checkpoint.every_n_train_steps=4"]
+    full = tmp_path / "full"
+    res = run_cli(finetune_args(tiny_pretrained, *ddp, f"hydra.run.dir={full}"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    stopped = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, *finetune_args(tiny_pretrained, *ddp, f"hydra.run.dir={stopped}",
+                                                            "+callbacks.slow._target_=tests.helpers.SlowSteps",
+                                                            "+callbacks.slow.seconds=0.2")],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = stopped / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not (last.is_file() and _step_of(last) >= 4) and time.time() < deadline:
+        assert proc.poll() is None, "finetune.py ended before it could be stopped"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, stderr[-2000:]
+    k = _step_of(last)
+    assert 4 <= k < 20 and not (stopped / "results.json").exists()
+    command = stderr.split("resume with: ")[1].splitlines()[0].split()
+    res = run_cli(command[1:])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert rows(stopped) == rows(full)
+    a, b = (json.loads((d / "results.json").read_text()) for d in (full, stopped))
+    assert a["history"] == b["history"] and a["dev"] == b["dev"]

@@ -18,6 +18,17 @@ def predict_split(trainer, module, datamodule, split: str) -> dict:
     return module.gathered(("predict", 0))
 
 
+def _single_process(trainer):
+    """Predictions are written by rank 0 alone: after a multi-process fit it predicts on a one-device trainer of
+    its own (the other ranks have returned; the fit's strategy would wait for them)."""
+    if trainer.world_size == 1:
+        return trainer
+    import lightning as L
+
+    return L.Trainer(accelerator=trainer.accelerator, devices=1, precision=trainer.precision_plugin.precision,
+                     logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+
+
 def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: float, overrides=(),
            pretrained=None) -> dict:
     """`pretrained`: the weights the run started from, as resolved (default: cfg.pretrained)."""
@@ -28,6 +39,7 @@ def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: fl
         module.load_state_dict(state)
     history = module.history
     best = max(history, key=lambda h: h["main"]) if history else None
+    trainer = _single_process(trainer)
     files, dev, baseline, degenerate = [], {}, {}, []
     t0 = time.time()
     for split in datamodule.eval_splits:

@@ -81,19 +81,29 @@ class BertModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["bert_pl"] = {"config": self.config.to_dict(), "head": self.head,
                                  "tokenizer": self.tokenizer_json, **self.extra_checkpoint_info()}
-        # Dropout draws from the global generators: saved with the step, so a resumed run draws the same masks
-        # (numpy's and python's too, for anything a user's code draws).
         for logger in self.loggers:  # the metrics up to this step are on disk with the checkpoint
             logger.save()
-        checkpoint["bert_pl_rng"] = {"torch": torch.get_rng_state(),
-                                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                                     "numpy": _numpy_state(), "python": random.getstate()}
+        # Dropout draws from the global generators: saved with the step, so a resumed run draws the same masks
+        # (numpy's and python's too, for anything a user's code draws). Every rank's own: ranks drop out different
+        # token counts, so their generators part ways (called on every rank; the gather is collective).
+        state = {"torch": torch.get_rng_state(),
+                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                 "numpy": _numpy_state(), "python": random.getstate()}
+        if torch.distributed.is_available() and torch.distributed.is_initialized() and self.trainer.world_size > 1:
+            per_rank = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(per_rank, state)
+            state = {"per_rank": per_rank}
+        checkpoint["bert_pl_rng"] = state
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         info = checkpoint.get("bert_pl") or {}
         if info.get("tokenizer"):
             self.tokenizer_json = info["tokenizer"]
-        self._rng_to_restore = checkpoint.get("bert_pl_rng")
+        state = checkpoint.get("bert_pl_rng")
+        if state and "per_rank" in state:  # this rank's own (None when resumed on more ranks than were saved)
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            state = state["per_rank"][rank] if rank < len(state["per_rank"]) else None
+        self._rng_to_restore = state
         self._resumed = "loops" in checkpoint
 
     def on_train_start(self) -> None:

@@ -2,8 +2,15 @@
 pretraining and fine-tuning."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from torch.utils.data import Dataset, Sampler
+
+# Lightning warns on every mid-epoch resume unless the DataLoader itself is stateful; ours start mid-epoch through
+# `ResumableSampler.resume_with` (and StreamingInstances.start_at), so the resumed run sees exactly the batches
+# that were left (tests/test_resume.py, test_train_e2e.py).
+warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch ended")
 
 
 class ResumableSampler(Sampler):
