@@ -180,14 +180,17 @@ def test_ddp_two_cpu_processes_train_on_disjoint_data_into_one_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["cache", "ddp"]
 
 
-def test_streaming_run_resumes_at_the_exact_sample(tmp_path):
-    """data.streaming=true: no cache, instances made on the fly; resuming from a mid-run checkpoint gives the
-    uninterrupted run's loss at every later step."""
-    steps = ["data.streaming=true", "data.docs_per_shard=8", "trainer.max_steps=10",
+@pytest.mark.parametrize("data", [["data.streaming=true", "data.docs_per_shard=8"], ["data.packing=true"]],
+                         ids=["streaming", "cached+packing"])
+def test_streaming_and_packed_runs_resume_at_the_exact_sample(data, tmp_path):
+    """data.streaming=true (no cache, instances made on the fly) and data.packing=true: resuming from a mid-run
+    checkpoint gives the uninterrupted run's loss at every later step, dropout on."""
+    steps = [*data, "trainer.max_steps=10",
              "callbacks.model_checkpoint.every_n_train_steps=4", "callbacks.model_checkpoint.save_top_k=-1"]
     res, full = train(tmp_path, "full", *steps)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert not list((tmp_path / "cache").glob("pretrain-*"))  # nothing cached
+    if "data.streaming=true" in data:
+        assert not list((tmp_path / "cache").glob("pretrain-*"))  # nothing cached
     mid = full / "checkpoints" / "step0000004.ckpt"
     res, resumed = train(tmp_path, "resumed", *steps, f"ckpt_path={mid}")
     assert res.returncode == 0, res.stderr[-3000:]
