@@ -161,7 +161,7 @@ def test_readers_on_shared_corpus():
 def test_invalid_utf8_names_file_and_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"good line\nbad \xff\xfe bytes\n")
-    with pytest.raises(CorpusError, match=r"bad.txt:2: invalid UTF-8.*encoding_errors=replace"):
+    with pytest.raises(CorpusError, match=r"bad.txt:2: invalid UTF-8.*set data\.source\.encoding_errors=replace"):
         list(google_documents(bad))
     docs = list(google_documents(bad, encoding_errors="replace"))
     assert docs[0][1].startswith("bad ")
@@ -263,23 +263,51 @@ def test_truncation_equals_googles_token_for_token_and_draw_for_draw():
 
 
 def test_a_long_single_line_document_builds_as_fast_as_a_normal_one(tmp_path, minilm_tokenizer):
-    """A 1 MB document on one line (no sentence breaks) builds in about the time of 1 MB of ordinary lines; empty
-    documents are skipped. Before the fix truncation was quadratic in the line's length (a 5 MB line: >10 min)."""
+    """A 1 MB document on one line (no sentence breaks) builds in about the time of 1 MB of ordinary lines and gives
+    about as many instances: the line is cut into instance-sized pieces. Before, truncation was quadratic in the
+    line's length (a 5 MB line: >10 min); then the line gave one instance and pairing re-read all of it each time it
+    was drawn as a random next segment, quadratic beside a long document (`both`: one 1 MB document each). Empty
+    documents are skipped."""
     import time
 
     words = ("token " * (2 ** 20 // 6)).strip()
     one_line, lines = tmp_path / "one_line.txt", tmp_path / "lines.txt"
     one_line.write_text("First document, normal.\nIt has two sentences.\n\n\n\n" + words + ".\nTail.\n\n\n")
     lines.write_text("First document, normal.\nIt has two sentences.\n\n" +
-                     "\n".join(words[i:i + 600] + "." for i in range(0, len(words), 600)) + "\nTail.\n")
-    seconds = {}
-    for path in (lines, one_line):
+                     "\n".join(words[i:i + 300] + "." for i in range(0, len(words), 300)) + "\nTail.\n")
+    sources = {"lines": {"format": "google", "paths": [str(lines)]},
+               "one_line": {"format": "google", "paths": [str(one_line)]},
+               "both": {"format": "plain", "paths": [str(lines), str(one_line)]}}
+    seconds, sizes = {}, {}
+    for name, source in sources.items():
         start = time.perf_counter()
-        ds = build_pretraining_dataset({"format": "google", "paths": [str(path)]}, minilm_tokenizer,
-                                       tmp_path / path.stem, max_seq_length=64)
-        seconds[path.stem] = time.perf_counter() - start
-        assert len(ds["train"]) > 0 and max(len(r) for r in ds["train"]["input_ids"]) <= 64
+        ds = build_pretraining_dataset(source, minilm_tokenizer, tmp_path / name, max_seq_length=64)
+        seconds[name] = time.perf_counter() - start
+        sizes[name] = len(ds["train"])
+        assert max(len(r) for r in ds["train"]["input_ids"]) <= 64
     assert seconds["one_line"] < 3 * seconds["lines"] + 5, seconds
+    assert seconds["both"] < 3 * (seconds["lines"] + seconds["one_line"]) + 5, seconds
+    assert sizes["one_line"] > sizes["lines"] / 3, sizes  # the line's text is used, not one instance of it
+
+
+def test_building_logs_progress_but_not_for_short_steps(tmp_path, minilm_tokenizer, caplog, monkeypatch):
+    """A long build says how far it got every PROGRESS_EVERY seconds (reading, tokenising, pairing); a short one
+    logs only where it builds and what it made."""
+    import logging
+
+    from bert_pl.pretraining import corpus
+
+    caplog.set_level(logging.INFO, logger="bert_pl")
+    src = {"format": "google", "paths": [str(shared("corpus", "sample_text.txt"))]}
+    build_pretraining_dataset(src, minilm_tokenizer, tmp_path / "quick", max_seq_length=64)
+    assert [r.getMessage().split(" ")[:2] for r in caplog.records] == [["building", "pretraining"],
+                                                                       ["pretraining", "instances:"]]
+    caplog.clear()
+    monkeypatch.setattr(corpus, "PROGRESS_EVERY", 0.0)  # as if every step took longer than that
+    build_pretraining_dataset(src, minilm_tokenizer, tmp_path / "slow", max_seq_length=64)
+    messages = [r.getMessage() for r in caplog.records]
+    for line in ("reading the corpus: document 3,", "tokenising: document 3 of 3,", "pairing train: document 3 of 3,"):
+        assert any(m.startswith(line) for m in messages), (line, messages)
 
 
 def _instances(collator_vocab, n=12, seed=0):

@@ -76,3 +76,32 @@ def test_train_save_load_roundtrip(tmp_path):
     assert again.encode(sample).ids == tok.encode(sample).ids
     assert tokenization.lowercase_of(tok)
     assert json.loads((tmp_path / "tokenizer.json").read_text())["model"]["type"] == "WordPiece"
+
+
+_TRAIN_AND_SAVE = """
+import sys
+from bert_pl.io import tokenization
+from bert_pl.pretraining.corpus import google_documents
+texts = (s for doc in google_documents(sys.argv[1]) for s in doc)
+tokenization.save(tokenization.train(texts, vocab_size=600, min_frequency=1), sys.argv[2])
+"""
+
+
+def test_trained_vocab_is_byte_identical_across_processes(tmp_path):
+    """Same corpus and settings, fresh processes with different hash seeds and the trainer's threads on: the same
+    vocab.txt and tokenizer.json, byte for byte (before: a different vocab in every fresh cache)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    corpus = shared("corpus", "sample_text.txt")
+    outputs = []
+    for hash_seed in ("1", "2", "3"):
+        env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}  # threads on, as in train.py
+        out = tmp_path / f"seed{hash_seed}"
+        subprocess.run([sys.executable, "-c", _TRAIN_AND_SAVE, str(corpus), str(out)], cwd=ROOT, check=True,
+                       env=dict(env, PYTHONHASHSEED=hash_seed), timeout=300)
+        outputs.append([(out / name).read_bytes() for name in ("vocab.txt", "tokenizer.json")])
+    assert outputs[0] == outputs[1] == outputs[2]

@@ -5,8 +5,9 @@ uncased, split on whitespace and punctuation, then greedy longest-match WordPiec
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
@@ -62,10 +63,14 @@ def from_vocab_file(vocab_file, lowercase: bool = True) -> Tokenizer:
                 vocab[token] = i
     if not vocab:
         raise VocabError(f"{path}: the vocab file is empty")
+    return _from_vocab(vocab, lowercase, str(path))
+
+
+def _from_vocab(vocab: dict, lowercase: bool, source: str) -> Tokenizer:
     tok = _assemble(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100), lowercase)
     # whole, never lowercased or split, as in tokenizers trained here and HF's: "Paris is the [MASK]." has a mask
     tok.add_special_tokens([t for t in SPECIAL_TOKENS if t in vocab])
-    return _add_post_processor(tok, str(path))
+    return _add_post_processor(tok, source)
 
 
 def from_tokenizer_json(path) -> Tokenizer:
@@ -77,19 +82,49 @@ def from_json_string(text: str) -> Tokenizer:
     return _add_post_processor(Tokenizer.from_str(text), "checkpoint tokenizer")
 
 
-def train(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2) -> Tokenizer:
-    """Train a WordPiece vocab on an iterator of texts (streamed: memory does not grow with the corpus)."""
-    tok = _assemble(WordPiece(unk_token="[UNK]", max_input_chars_per_word=100), lowercase)
+def train(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2,
+          limit_alphabet: int = 1000) -> Tokenizer:
+    """Train a WordPiece vocab on an iterator of texts (streamed; memory grows with the distinct words only).
+
+    Deterministic: the same texts and settings give the same vocab, byte for byte, in any process. `tokenizers`'
+    trainer alone does not: it numbers each `##c` piece when it first meets it while walking its word counts, a
+    Rust HashMap whose order is random per process, and those numbers break ties between merges of equal count
+    (ties at the `limit_alphabet` cut are random too). So the words are counted here, the alphabet is chosen here
+    (most frequent first, ties by character), and the characters then the `##c` pieces are numbered up front, each
+    in code point order: the trainer's own layout (and tie-breaks), without the random part."""
+    pipeline = _assemble(WordPiece(unk_token="[UNK]"), lowercase)  # BERT's normaliser and pre-tokeniser
+    normalize, split = pipeline.normalizer.normalize_str, pipeline.pre_tokenizer.pre_tokenize_str
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(word for word, _ in split(normalize(text)))
+    chars: Counter = Counter()
+    for word, n in counts.items():
+        for c in word:
+            chars[c] += n
+    alphabet = sorted(c for c, _ in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))[:limit_alphabet])
+    kept = set(alphabet)
+    pieces = sorted({"##" + c for word in counts for c in word[1:] if c in kept})
     trainer = WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=SPECIAL_TOKENS,
-        limit_alphabet=1000,
+        # passed as "special" tokens only to be numbered first; the tokenizer returned keeps them plain
+        special_tokens=SPECIAL_TOKENS + alphabet + pieces,
+        initial_alphabet=alphabet,
+        limit_alphabet=len(alphabet),  # exactly these characters: the trainer ranks them infinitely frequent
         continuing_subword_prefix="##",
         show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer=trainer)
-    return _add_post_processor(tok, "trained tokenizer")
+    words = Tokenizer(WordPiece(unk_token="[UNK]"))
+    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # the words are normalised and split already
+    words.train_from_iterator(_repeat_words(counts), trainer=trainer)
+    return _from_vocab(words.get_vocab(), lowercase, "trained tokenizer")
+
+
+def _repeat_words(counts: Counter, chunk: int = 4096) -> Iterator[str]:
+    """Each word `count` times, space-separated, so the trainer counts what `counts` holds."""
+    for word, n in counts.items():
+        for done in range(0, n, chunk):
+            yield " ".join([word] * min(chunk, n - done))
 
 
 def save(tok: Tokenizer, directory) -> None:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import ast
 import hashlib
 import itertools
+import logging
 import os
 import re
 import sys
 import sysconfig
+import time
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import Iterable, Iterator, List, Optional, Sequence
 
 from bert_pl.errors import UserError
 
 Document = List[str]
+log = logging.getLogger(__name__)
+PROGRESS_EVERY = 30.0  # seconds between progress lines of a long step; a short one (a test) logs none
 
 # A sentence ends at . ! ? (or their CJK forms), possibly followed by closing quotes/brackets, then whitespace
 # and an upper-case letter, digit or opening quote. Good enough for pretraining segments, and fast.
@@ -29,6 +33,29 @@ _SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*\s+(?=[\"'“‘(
 
 class CorpusError(UserError, ValueError):
     """Bad pretraining input: the message names the file (and line) and what to do."""
+
+
+class Progress:
+    """Logs how far a long step got every PROGRESS_EVERY seconds: a line, not a bar, so a terminal, a pipe and a
+    log file all get a few lines and no flood. A call costs a clock read."""
+
+    def __init__(self, what: str, total: Optional[int] = None):
+        self.what, self.total = what, total
+        self.start = self.last = time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            of = f" of {self.total:,}" if self.total else ""
+            log.info("%s: document %s%s, %.0f s", self.what, f"{done:,}", of, now - self.start)
+
+
+def with_progress(docs: Iterable[Document], what: str) -> Iterator[Document]:
+    progress = Progress(what)
+    for i, doc in enumerate(docs, 1):
+        progress(i)
+        yield doc
 
 
 def split_sentences(text: str) -> List[str]:

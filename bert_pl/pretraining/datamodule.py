@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from bert_pl.io import tokenization
-from bert_pl.pretraining.corpus import CorpusError, documents, fingerprint
+from bert_pl.pretraining.corpus import CorpusError, documents, fingerprint, with_progress
 from bert_pl.errors import UserConfigError
 from bert_pl.pretraining.instances import StreamingInstances, build_pretraining_dataset
 from bert_pl.pretraining.masking import MaskingCollator
@@ -85,7 +85,8 @@ class PretrainingDataModule(L.LightningDataModule):
             if (folder / "tokenizer.json").is_file():
                 return tokenization.load(folder)
             log.info("training a %d-word WordPiece vocab on %s", vocab_size, self.source.get("format"))
-            texts = (s for doc in documents(self.source) for s in doc)
+            texts = (s for doc in with_progress(documents(self.source), "reading the corpus for the vocab")
+                     for s in doc)
             tok = tokenization.train(texts, vocab_size=vocab_size, lowercase=lowercase,
                                      min_frequency=int(cfg.get("min_frequency", 2)))
             if tok.get_vocab_size() <= len(tokenization.SPECIAL_TOKENS):

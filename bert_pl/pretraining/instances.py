@@ -4,21 +4,27 @@ Pairing (`create_instances_from_document`) follows Google's code step by step: s
 length (a shorter random target with probability `short_seq_prob`), split at a random point into A and B, B is
 replaced by text from another document half of the time (`is_random_next`, unused segments are put back), and the
 pair is truncated from a random end. Masking is done later, in `MaskingCollator`, so every epoch sees new masks.
+One departure: a sentence longer than a whole instance is first cut into instance-sized pieces (see
+`_SentenceTokenizer`), where Google's code keeps one truncated instance of it and drops the rest.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
+import logging
 import random
 import shutil
+import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
 from torch.utils.data import IterableDataset
 
-from bert_pl.pretraining.corpus import CorpusError
+from bert_pl.pretraining.corpus import CorpusError, Progress, with_progress
+
+log = logging.getLogger(__name__)
 
 
 def truncate_seq_pair(tokens_a: list, tokens_b: list, max_num_tokens: int, rng: random.Random) -> None:
@@ -107,7 +113,8 @@ class _InstanceBuilder:
     would all be IsNext).
     """
 
-    def __init__(self, max_seq_length, short_seq_prob, dupe_factor, nsp, seed, cls_id, sep_id, random_pool=None):
+    def __init__(self, max_seq_length, short_seq_prob, dupe_factor, nsp, seed, cls_id, sep_id, random_pool=None,
+                 progress=None):
         self.__dict__.update(locals())
         del self.__dict__["self"]
 
@@ -122,28 +129,38 @@ class _InstanceBuilder:
                         pool, di, self.max_seq_length, self.short_seq_prob, rng, self.nsp):
                     out["input_ids"].append(build_input(a, b, self.cls_id, self.sep_id))
                     out["next_sentence_label"].append(int(is_random))
+        if self.progress:
+            self.progress(indices[-1] + 1)
         return out
 
 
 class _SentenceTokenizer:
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
+    """Sentences -> token ids; a sentence longer than `max_tokens` (a line with no sentence breaks) becomes
+    consecutive `max_tokens` pieces of its document. Whole, it would give one truncated instance and lose the rest,
+    and be copied and truncated in full each time it is drawn as a random next segment: quadratic (a 5 MB line
+    beside a 5 MB document had not finished pairing after 14 minutes)."""
 
-    def __call__(self, batch):
+    def __init__(self, tokenizer, max_tokens: int, progress=None):
+        self.tokenizer, self.max_tokens, self.progress = tokenizer, max_tokens, progress
+
+    def __call__(self, batch, indices=None):
         flat = [s for doc in batch["sentences"] for s in doc]
         enc = self.tokenizer.encode_batch(flat, add_special_tokens=False) if flat else []
         out, k = [], 0
         for doc in batch["sentences"]:
             ids = [e.ids for e in enc[k:k + len(doc)]]
             k += len(doc)
-            out.append([s for s in ids if s])
+            m = self.max_tokens
+            out.append([s[i:i + m] for s in ids for i in range(0, len(s), m)])  # empty sentences drop out
+        if self.progress:
+            self.progress(indices[-1] + 1)
         return {"sentence_ids": out}
 
 
 def _doc_generator(source: dict):
     from bert_pl.pretraining.corpus import documents
 
-    for doc in documents(source):
+    for doc in with_progress(documents(source), "reading the corpus"):
         yield {"sentences": doc}
 
 
@@ -193,7 +210,7 @@ class StreamingInstances(IterableDataset):
         vocab = tokenizer.get_vocab()
         builder = _InstanceBuilder(self.max_seq_length, self.short_seq_prob, self.dupe_factor, self.nsp, self.seed,
                                    vocab["[CLS]"], vocab["[SEP]"])
-        to_ids = _SentenceTokenizer(tokenizer)
+        to_ids = _SentenceTokenizer(tokenizer, self.max_seq_length - 3)
         count, epoch = 0, 0
         while True:
             produced = False
@@ -236,7 +253,7 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
 
     datasets.disable_progress_bars()
     params = dict(max_seq_length=max_seq_length, short_seq_prob=short_seq_prob, dupe_factor=dupe_factor, nsp=nsp,
-                  val_fraction=val_fraction, seed=seed, docs_per_shard=docs_per_shard, version=2)
+                  val_fraction=val_fraction, seed=seed, docs_per_shard=docs_per_shard, version=3)
     key = hashlib.sha256(
         (fingerprint(source) + json.dumps(params, sort_keys=True) + tokenizer.to_str()).encode()
     ).hexdigest()[:16]
@@ -248,6 +265,8 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
     work = cache_dir / f".tmp-pretrain-{key}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    log.info("building pretraining instances from %s into %s", _describe(source), final)
+    start = time.monotonic()
     try:
         from bert_pl.pretraining.corpus import documents
 
@@ -260,8 +279,8 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
         nproc = max(1, min(num_proc, len(docs) // 200))
         vocab = tokenizer.get_vocab()
         tokenised = docs.map(
-            _SentenceTokenizer(tokenizer), batched=True, batch_size=200, num_proc=nproc,
-            remove_columns=["sentences"], desc="tokenising",
+            _SentenceTokenizer(tokenizer, max_seq_length - 3, Progress("tokenising", len(docs))), batched=True,
+            batch_size=200, with_indices=True, num_proc=_pool(nproc), remove_columns=["sentences"], desc="tokenising",
             features=datasets.Features({"sentence_ids": datasets.Sequence(datasets.Sequence(datasets.Value("int32")))}),
         )
         splits = {"train": tokenised}
@@ -269,17 +288,17 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
             n_val = max(1, int(round(len(tokenised) * val_fraction)))
             parts = tokenised.train_test_split(test_size=n_val, seed=seed, shuffle=True)
             splits = {"train": parts["train"], "validation": parts["test"]}
-        builder = _InstanceBuilder(max_seq_length, short_seq_prob, dupe_factor, nsp, seed, vocab["[CLS]"],
-                                   vocab["[SEP]"])
         out = {}
         for name, part in splits.items():
+            pool = None
             if name == "validation" and nsp:
                 train_docs = splits["train"].select(range(min(len(splits["train"]), docs_per_shard)))
-                builder = _InstanceBuilder(max_seq_length, short_seq_prob, dupe_factor, nsp, seed, vocab["[CLS]"],
-                                           vocab["[SEP]"], [d for d in train_docs["sentence_ids"] if d])
+                pool = [d for d in train_docs["sentence_ids"] if d]
+            builder = _InstanceBuilder(max_seq_length, short_seq_prob, dupe_factor, nsp, seed, vocab["[CLS]"],
+                                       vocab["[SEP]"], pool, Progress(f"pairing {name}", len(part)))
             out[name] = part.map(
                 builder, batched=True, batch_size=docs_per_shard, with_indices=True, remove_columns=["sentence_ids"],
-                num_proc=max(1, min(nproc, len(part) // docs_per_shard or 1)), desc=f"pairing {name}",
+                num_proc=_pool(min(nproc, len(part) // docs_per_shard or 1)), desc=f"pairing {name}",
                 features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int32")),
                                             "next_sentence_label": datasets.Value("int8")}),
             )
@@ -292,11 +311,18 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
                                   f"data.val_fraction or add documents")
         dd = datasets.DatasetDict(out)
         dd.save_to_disk(str(work / "final"))
+        log.info("pretraining instances: %s from %s documents in %.0f s", ", ".join(
+            f"{len(d):,} {name}" for name, d in out.items()), f"{len(docs):,}", time.monotonic() - start)
         shutil.rmtree(final, ignore_errors=True)
         (work / "final").rename(final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return datasets.load_from_disk(str(final))
+
+
+def _pool(num_proc: int):
+    """`datasets.map`'s num_proc: None for one process, which then runs here (num_proc=1 forks a pool of one)."""
+    return num_proc if num_proc > 1 else None
 
 
 def _describe(source: dict) -> str:
