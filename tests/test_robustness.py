@@ -202,3 +202,33 @@ def test_malformed_hf_config_names_the_file(tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(UserError, match="config.json: expected a JSON object of settings, found list"):
         resolve(tmp_path)
+
+
+def test_bf16_mixed_precision_trains_with_gradient_clipping_and_the_fused_optimizer(tmp_path):
+    """bf16-mixed (the GPU default, and CPUs with native bf16) with AdamW's fused step and gradient clipping 1.0:
+    Lightning's mixed-precision plugin refuses to clip for a fused optimizer, so the module clips itself."""
+    import csv
+
+    from conftest import run_cli
+
+    res = run_cli(["train.py", "model=bert_tiny", "trainer.precision=bf16-mixed", "trainer.max_steps=3",
+                   "trainer.log_every_n_steps=1", "data.batch_size=8", f"hydra.run.dir={tmp_path / 'run'}",
+                   f"paths.cache_dir={tmp_path / 'cache'}", "data.source.max_chars=200000"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    with open(tmp_path / "run" / "csv" / "metrics.csv") as f:
+        losses = [float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")]
+    assert len(losses) == 3 and all(loss == loss and loss < 20 for loss in losses)
+
+
+def test_the_module_clips_like_lightning_for_fused_optimizers():
+    from bert_pl.training.module import BertModule
+
+    torch.manual_seed(0)
+    module = BertModule({"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2,
+                         "intermediate_size": 32})
+    for p in module.parameters():
+        p.grad = torch.randn_like(p) * 10
+    opt = torch.optim.AdamW(module.parameters(), fused=True)
+    module.configure_gradient_clipping(opt, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
+    total = torch.sqrt(sum((p.grad ** 2).sum() for p in module.parameters()))
+    assert float(total) == pytest.approx(1.0, rel=1e-4)

@@ -235,7 +235,8 @@ def learning_check(preds, labels, kind: str, label_names: List[str], main_metric
     if kind == "multi_label":
         majority = (labels.mean(0) > 0.5).astype(labels.dtype)
         constant = np.broadcast_to(majority, labels.shape)
-        base = {"predictor": "each label's majority value", **classification_metrics(constant, labels, kind, num_labels)}
+        base = {"predictor": "each label's majority value",
+                **classification_metrics(constant, labels, kind, num_labels)}
         if len(np.unique(preds, axis=0)) == 1 and len(np.unique(labels, axis=0)) > 1:
             chosen = [label_names[j] for j in np.flatnonzero(preds[0])]
             return {"baseline": base, "degenerate": f"every row gets the same labels {chosen}"}

@@ -79,6 +79,7 @@ def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: fl
     log.info("dev (best epoch %s): %s", results["best"]["epoch"], json.dumps(dev))
     if degenerate:
         log.warning("THE MODEL LOOKS UNTRAINED: %s. Its scores are a constant predictor's; try another learning "
-                    "rate, more epochs or another checkpoint (results.json: \"degenerate\": true)", results["degenerate_reason"])
+                    "rate, more epochs or another checkpoint (results.json: \"degenerate\": true)",
+                    results["degenerate_reason"])
     log.info("wrote %s", ", ".join(files + [str(output_dir / "results.json")]))
     return results

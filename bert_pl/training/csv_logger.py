@@ -1,6 +1,7 @@
 """Lightning's CSV logger, made to continue a resumed run: `metrics.csv` is never wiped, rows are flushed with every
-checkpoint (and, as configured, every step), and on resume the rows a killed run logged after its checkpoint are dropped (the resumed run logs those
-steps again), so the file of a killed-and-resumed run reads like the uninterrupted run's."""
+checkpoint (and, as configured, every step), and on resume the rows a killed run logged after its checkpoint are
+dropped (the resumed run logs those steps again), so the file of a killed-and-resumed run reads like the
+uninterrupted run's."""
 from __future__ import annotations
 
 import csv

@@ -56,11 +56,24 @@ class BertModule(L.LightningModule):
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ValueError("no optimizer configured; compose with an optimizer=... group")
-        opt = build_optimizer(self.model, self.optimizer_factory, self.device)
+        opt = build_optimizer(self.model, self.optimizer_factory, self.device,
+                              grad_scaler=str(self.trainer.precision) in ("16-mixed", "16"))
         total = int(self.trainer.estimated_stepping_batches)
         sched = linear_warmup_decay(opt, total, self.scheduler_cfg.get("warmup_steps", 0),
                                     self.scheduler_cfg.get("warmup_ratio", 0.0))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Lightning's mixed-precision plugin refuses to clip for a fused optimizer (it assumes a grad scaler that
+        the fused step would unscale itself). Without a scaler (fp32, bf16) the gradients are the true ones: clip
+        them here, as Lightning would. With fp16's scaler the optimizer is not fused, and Lightning clips."""
+        if gradient_clip_val and getattr(optimizer, "defaults", {}).get("fused"):
+            if gradient_clip_algorithm in (None, "norm"):
+                torch.nn.utils.clip_grad_norm_(self.parameters(), gradient_clip_val)
+            else:
+                torch.nn.utils.clip_grad_value_(self.parameters(), gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def check_finite(self, loss: torch.Tensor) -> Optional[torch.Tensor]:
         """Stop (naming the step and the checkpoint to go back to) or skip the step on a non-finite loss.

@@ -19,12 +19,15 @@ def param_groups(model: torch.nn.Module, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: torch.nn.Module, optimizer: Callable, device: torch.device):
-    """`optimizer` is a partial from the Hydra config (`_partial_: true`); its weight_decay applies to group 1."""
+def build_optimizer(model: torch.nn.Module, optimizer: Callable, device: torch.device, grad_scaler: bool = False):
+    """`optimizer` is a partial from the Hydra config (`_partial_: true`); its weight_decay applies to group 1.
+    `grad_scaler`: fp16 mixed precision, whose scaler must unscale before clipping, which a fused step would do
+    internally (Lightning refuses that pair): no fused step then."""
     kwargs = dict(getattr(optimizer, "keywords", {}))
     weight_decay = kwargs.pop("weight_decay", 0.0)
     factory = getattr(optimizer, "func", optimizer)
-    if device.type in ("cuda", "cpu") and "fused" in inspect.signature(factory).parameters and "fused" not in kwargs:
+    if device.type in ("cuda", "cpu") and "fused" in inspect.signature(factory).parameters and "fused" not in kwargs \
+            and not grad_scaler:
         kwargs["fused"] = True  # one kernel for the whole update (torch has fused AdamW on GPU and CPU)
     return factory(param_groups(model, weight_decay), **kwargs)
 

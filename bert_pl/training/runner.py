@@ -329,21 +329,15 @@ def check_config(cfg: DictConfig, training: bool = True) -> None:
             raise UserConfigError("accelerator=tpu needs torch-xla, which is not installed here: use the TPU "
                                   "environment of the README (its own venv: pip install -r requirements-tpu.txt), or "
                                   "accelerator=cpu")
-    if training:
-        check_trains_something(cfg, evaluate_only="" if task is None else
-                               "; to evaluate a fine-tuned model without training pass train=false model_path=...")
-
-
-def check_trains_something(cfg: DictConfig, evaluate_only: str = "; to evaluate a fine-tuned model without "
-                                                                  "training pass train=false model_path=...") -> None:
-    """A run that would take no training step is refused (it would write results of an untrained model)."""
-    t = cfg.trainer
-    for key in ("max_steps", "max_epochs", "limit_train_batches"):
-        value = t.get(key)
-        if value is not None and value == 0:
-            raise UserConfigError(f"trainer.{key}=0 trains nothing{evaluate_only}")
-        if value is not None and key != "limit_train_batches" and value < -1:
-            raise UserConfigError(f"trainer.{key}={value}: use a positive number (or -1 for no limit)")
+    if training:  # a run that takes no training step is refused: it would write an untrained model's results
+        hint = "" if task is None else \
+            "; to evaluate a fine-tuned model without training pass train=false model_path=..."
+        for key in ("max_steps", "max_epochs", "limit_train_batches"):
+            value = cfg.trainer.get(key)
+            if value is not None and value == 0:
+                raise UserConfigError(f"trainer.{key}=0 trains nothing{hint}")
+            if value is not None and key != "limit_train_batches" and value < -1:
+                raise UserConfigError(f"trainer.{key}={value}: use a positive number (or -1 for no limit)")
 
 
 def resume_checkpoint(spec, head: str, labels=None, key: str = "ckpt_path") -> str:

@@ -14,8 +14,8 @@ warnings.filterwarnings("ignore", message="You're resuming from a checkpoint tha
 
 
 class ResumableSampler(Sampler):
-    """Yields (index, epoch) (or plain indices with `with_epoch=False`). The order is a permutation seeded by (seed, epoch), padded to a multiple of
-    `world_size` and sliced `rank::world_size`, so ranks see disjoint data; `start_at(n)` skips the first n samples
+    """Yields (index, epoch) (or plain indices with `with_epoch=False`). The order is a permutation seeded by
+    (seed, epoch), padded to a multiple of `world_size` and sliced `rank::world_size`, so ranks see disjoint data; `start_at(n)` skips the first n samples
     of the current epoch on this rank (set on resume from the trainer's progress)."""
 
     def __init__(self, num_samples: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
