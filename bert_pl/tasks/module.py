@@ -2,10 +2,14 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Callable, Optional
 
 from bert_pl.model.heads import get_head
 from bert_pl.training.module import BertModule
+
+# predict_step keeps its outputs on the module (gathered per split) and returns nothing, on purpose
+warnings.filterwarnings("ignore", message="predict returned None if it was on purpose")
 
 
 class FinetuneModule(BertModule):
