@@ -1,5 +1,6 @@
 """Optimiser rules, crash-safe saves, numerical faults and secrets."""
 import errno
+import re
 import os
 
 import pytest
@@ -165,15 +166,32 @@ def test_a_run_that_trains_nothing_is_refused(script, override, tmp_path):
         assert "train=false model_path=" in res.stderr
 
 
-BAD_CONFIGS = [
+BAD_CONFIGS = [  # from the command line: one line, exit 2, no run folder left
     ("finetune.py", ["optimizer.lr=-1"], "optimizer.lr=-1: must be > 0"),
-    ("train.py", ["optimizer.lr=-1"], "optimizer.lr=-1: must be > 0"),
-    ("finetune.py", ["module.scheduler.warmup_ratio=1.5"], "module.scheduler.warmup_ratio=1.5: must be in [0, 1)"),
     ("finetune.py", ["task=glue_base"], "task=glue_base is what several tasks share, not a task: pass task= one of"),
-    ("finetune.py", ["task=squad_base"], "task=squad_base is what several tasks share"),
     ("train.py", ["accelerator=tpu"], "accelerator=tpu needs torch-xla, which is not installed here"),
     ("train.py", ["accelerator=gpu"], "accelerator=gpu: this machine has no CUDA GPU"),
 ]
+
+
+@pytest.mark.parametrize("name,overrides,message", [
+    ("train", ["optimizer.lr=-1"], "optimizer.lr=-1: must be > 0"),
+    ("finetune", ["module.scheduler.warmup_ratio=1.5"], "module.scheduler.warmup_ratio=1.5: must be in [0, 1)"),
+    ("finetune", ["optimizer.weight_decay=-0.1"], "optimizer.weight_decay=-0.1: must be >= 0"),
+    ("finetune", ["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1: must be > 0"),
+    ("finetune", ["trainer.accumulate_grad_batches=0"], "trainer.accumulate_grad_batches=0: must be at least 1"),
+    ("finetune", ["optimizer.betas=[0.9,1.5]"], "optimizer.betas=[0.9, 1.5]: each must be in [0, 1)"),
+    ("finetune", ["task=squad_base"], "task=squad_base is what several tasks share"),
+    ("train", ["trainer.max_steps=-5"], "trainer.max_steps=-5: use a positive number (or -1 for no limit)"),
+])
+def test_composed_settings_are_checked_in_one_line(name, overrides, message):
+    from helpers import compose_cfg
+
+    from bert_pl.errors import UserConfigError
+    from bert_pl.training.runner import check_config
+
+    with pytest.raises(UserConfigError, match=re.escape(message)):
+        check_config(compose_cfg(name, overrides))
 
 
 @pytest.mark.parametrize("script,overrides,message", BAD_CONFIGS, ids=[" ".join(c[1]) + " " + c[0] for c in BAD_CONFIGS])
