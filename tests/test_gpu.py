@@ -129,12 +129,26 @@ def test_pretraining_steps_in_bf16_then_resume_on_gpu(tmp_path):
     assert sorted(_losses(run)) == list(range(15))  # continued in the same folder at step 10
 
 
-def test_finetuning_steps_in_bf16_on_gpu(tmp_path, tiny_pretrained):
+def tiny_checkpoint(path, texts):
+    """A random-init BERT-Tiny with a vocab trained on `texts`, in bert-pl's format (no downloads, no MiniLM)."""
+    from bert_pl.io import tokenization
+    from bert_pl.io.checkpoints import Checkpoint, save_ours
+    from bert_pl.model.bert import BertConfig, BertForPreTraining
+
+    tok = tokenization.train(texts, vocab_size=200, min_frequency=1)
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=512)
+    return save_ours(Checkpoint(cfg, BertForPreTraining(cfg).state_dict(), tok.to_str(), "test", "bert-pl"), path)
+
+
+def test_finetuning_steps_in_bf16_on_gpu(tmp_path):
     """finetune.py accelerator=gpu on a small CSV: trains in bf16-mixed, evaluates, writes predictions."""
     train = tmp_path / "train.csv"
     rows = [("good fine great", "pos"), ("bad awful poor", "neg")] * 40
     with open(train, "w", newline="") as f:
         csv.writer(f).writerows([("text", "label"), *rows])
+    tiny_pretrained = tiny_checkpoint(tmp_path / "tiny.ckpt", [text for text, _ in rows])
     res = run_cli(["finetune.py", "task=text_classification", f"pretrained={tiny_pretrained}",
                    f"data.train_file={train}", f"data.validation_file={train}", "accelerator=gpu",
                    "trainer.max_epochs=2", "optimizer.lr=1e-3", f"hydra.run.dir={tmp_path / 'run'}"])
