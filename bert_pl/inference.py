@@ -454,9 +454,9 @@ def _read_choice_rows(path, columns, rows, task_info: Optional[dict]):
     from bert_pl.tasks.multiple_choice import MultipleChoiceTask
 
     rows = list(rows)
-    layouts = [(task_info or {}).get("columns"), None]
+    saved = (task_info or {}).get("columns")
     error = None
-    for layout in [x for i, x in enumerate(layouts) if x is not None or i == 1]:
+    for layout in ([saved] if saved else []) + [None]:  # None: the default layout
         try:
             ids, examples = MultipleChoiceTask.prediction_examples(columns, rows, str(path), layout)
         except TaskDataError as e:
