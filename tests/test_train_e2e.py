@@ -213,3 +213,18 @@ def test_multirun_of_ddp_jobs_runs_every_job(tmp_path):
         assert torch.load(ckpt, weights_only=True)["global_step"] == 2
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()) == ["0", "1"]
 
+
+
+def test_ddp_pretraining_resumes_bit_identically(tmp_path):
+    """2 CPU processes (gloo), dropout on: resuming from a mid-run step checkpoint (each rank's own random state,
+    each rank's own place in its shard) gives the uninterrupted run's losses."""
+    steps = ["trainer.devices=2", "accelerator=cpu", "strategy=ddp", "trainer.max_steps=8",
+             "callbacks.model_checkpoint.every_n_train_steps=4", "callbacks.model_checkpoint.save_top_k=-1"]
+    res, full = train(tmp_path, "full", *steps)
+    assert res.returncode == 0, res.stderr[-3000:]
+    res, resumed = train(tmp_path, "resumed", *steps, f"ckpt_path={full / 'checkpoints' / 'step0000004.ckpt'}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    ref, after = losses(full), losses(resumed)
+    assert sorted(after) == list(range(4, 8))
+    for step in after:
+        assert after[step] == ref[step], step
