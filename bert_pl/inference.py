@@ -65,18 +65,18 @@ class Model:
         sd = ckpt.state_dict
         kwargs = {}
         head = get_head(self.head)
-        if head.takes_labels and sd:
-            kwargs["num_labels"] = sd[head.weight_prefix + "weight"].shape[0]
-        if self.head == "classification" and sd:
-            kwargs["problem_type"] = self.info.get("problem_type") or ("regression" if kwargs["num_labels"] == 1
-                                                                      else "single_label")
-        if self.head == "pretraining" and sd:
-            kwargs["nsp"] = "cls.seq_relationship.weight" in sd
         if ckpt.kind == "onnx":  # an exported folder: outputs from onnxruntime, settings from bert_pl.json
             self.model = _OnnxNet(ckpt.source, self.info["outputs"])
             kwargs = {"num_labels": len(self.info.get("labels") or []), "problem_type": self.info.get("problem_type")}
             self.has_mlm_head = "mlm_logits" in self.info["outputs"]
         else:
+            if head.takes_labels:
+                kwargs["num_labels"] = sd[head.weight_prefix + "weight"].shape[0]
+            if self.head == "classification":
+                kwargs["problem_type"] = self.info.get("problem_type") or ("regression" if kwargs["num_labels"] == 1
+                                                                          else "single_label")
+            if self.head == "pretraining":
+                kwargs["nsp"] = "cls.seq_relationship.weight" in sd
             self.model = head.build(config, **kwargs)
             load_into(self.model, ckpt.source, ckpt)
             self.has_mlm_head = self.head == "pretraining" and "cls.predictions.transform.dense.weight" in sd

@@ -183,6 +183,7 @@ BAD_CONFIGS = [  # from the command line: one line, exit 2, no run folder left
     ("finetune", ["optimizer.betas=[0.9,1.5]"], "optimizer.betas=[0.9, 1.5]: each must be in [0, 1)"),
     ("finetune", ["task=squad_base"], "task=squad_base is what several tasks share"),
     ("train", ["trainer.max_steps=-5"], "trainer.max_steps=-5: use a positive number (or -1 for no limit)"),
+    ("finetune", ["train=false", "ckpt_path=run/checkpoints/last.ckpt"], "ckpt_path= resumes training"),
 ])
 def test_composed_settings_are_checked_in_one_line(name, overrides, message):
     from helpers import compose_cfg

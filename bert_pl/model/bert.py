@@ -303,27 +303,26 @@ class BertModel(nn.Module):
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.embeddings(input_ids, token_type_ids, position_ids)
-        mask = None
-        unpad_index = None
+        mask = varlen = unpad_index = None
         batch_shape = tuple(input_ids.shape)
         if sequence_ids is not None:
             attention_mask = sequence_ids > 0
-            # (B,1,S,S): a token attends within its own sequence; padding (0) only to padding, so no row is empty
-            mask = (sequence_ids[:, :, None] == sequence_ids[:, None, :])[:, None]
         elif attention_mask is not None and self.config.unpad and bool(attention_mask.all()):
             attention_mask = None  # nothing to skip: no mask lets SDPA take its fastest kernel
         if attention_mask is not None:
             attention_mask = attention_mask.bool()
-            if mask is None:
-                # (B,1,1,S): True = attend. A fully padded row would give NaN in SDPA; never in real batches.
-                mask = attention_mask[:, None, None, :]
             if self.config.unpad:
                 unpad_index = attention_mask.flatten().nonzero().squeeze(1)
                 x = x.reshape(-1, x.shape[-1]).index_select(0, unpad_index)
-        varlen = None
-        if unpad_index is not None and (self.config.attention == "varlen" or
-                                        (self.config.attention == "auto" and x.is_cuda and _varlen_works(x))):
-            varlen, mask = _cu_seqlens(batch_shape, unpad_index, sequence_ids), None
+                if self.config.attention == "varlen" or (self.config.attention == "auto" and x.is_cuda and
+                                                         _varlen_works(x)):
+                    varlen = _cu_seqlens(batch_shape, unpad_index, sequence_ids)
+            if varlen is None and sequence_ids is not None:
+                # (B,1,S,S): a token attends within its own sequence; padding (0) only to padding, so no row is empty
+                mask = (sequence_ids[:, :, None] == sequence_ids[:, None, :])[:, None]
+            elif varlen is None:
+                # (B,1,1,S): True = attend. A fully padded row would give NaN in SDPA; never in real batches.
+                mask = attention_mask[:, None, None, :]
         hidden_states = [x] if output_hidden_states else None
         for layer in self.encoder.layer:
             x = layer(x, mask, unpad_index, batch_shape, varlen)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Optional
 
 import lightning as L
-import torch
 from torch.utils.data import DataLoader
 
 from bert_pl.io import tokenization
@@ -130,8 +129,7 @@ class PretrainingDataModule(L.LightningDataModule):
         if train:
             data.start_at(resume_offset(self.trainer, float("inf")))
         return DataLoader(data, batch_size=bs, collate_fn=self.collator(), drop_last=self.static_shapes,
-                          generator=torch.Generator().manual_seed(self.seed),
-                          **loader_settings(self.trainer, self.num_workers))
+                          **loader_settings(self.trainer, self.num_workers, self.seed))
 
     def _loader(self, split: str, train: bool) -> DataLoader:
         if self.streaming:
@@ -144,9 +142,8 @@ class PretrainingDataModule(L.LightningDataModule):
         if train:
             sampler.resume_with(self.trainer, bs, drop_last_batch=self.static_shapes)
         return DataLoader(IndexedDataset(data), batch_size=bs, sampler=sampler, collate_fn=self.collator(),
-                          drop_last=train and self.static_shapes, **loader_settings(self.trainer, self.num_workers),
-                          # own generator: creating the iterator (e.g. validation) leaves dropout's generator alone
-                          generator=torch.Generator().manual_seed(self.seed))
+                          drop_last=train and self.static_shapes,
+                          **loader_settings(self.trainer, self.num_workers, self.seed))
 
     def train_dataloader(self):
         return self._loader("train", True)

@@ -203,8 +203,7 @@ class Task(L.LightningDataModule):
 
     def loader(self, feats, shuffle: bool, batch_size: int) -> DataLoader:
         """Training (shuffle=True): a permutation seeded by (seed, epoch), sharded by rank, that starts mid-epoch on
-        resume; per-batch padding (fixed width and drop_last with `static_shapes`). Every loader has its own
-        generator, so creating its iterator draws nothing from the global one that dropout uses."""
+        resume; per-batch padding (fixed width and drop_last with `static_shapes`)."""
         from bert_pl.training.sampling import ResumableSampler, loader_settings, rank_info
 
         rank, world = rank_info(self.trainer) if shuffle else (0, 1)
@@ -214,8 +213,7 @@ class Task(L.LightningDataModule):
         if shuffle:
             sampler.resume_with(self.trainer, batch_size, drop_last)
         return DataLoader(feats, batch_size=batch_size, sampler=sampler, collate_fn=self.collator(),
-                          drop_last=drop_last, generator=torch.Generator().manual_seed(self.seed),
-                          **loader_settings(self.trainer, self.num_workers))
+                          drop_last=drop_last, **loader_settings(self.trainer, self.num_workers, self.seed))
 
     def train_dataloader(self):
         return self.loader(self.features("train"), True, self.batch_size)

@@ -328,9 +328,9 @@ class MultipleChoiceTask(Task):
         return {"acc": accuracy(preds, self.features(split).labels)}
 
     def check_learned(self, split: str, outputs: dict) -> dict:
-        preds = self._ordered_logits(outputs).argmax(-1)
-        names = [f"choice {j}" for j in range(self._ordered_logits(outputs).shape[-1])]
-        return learning_check(preds, self.features(split).labels, "single_label", names, "acc")
+        logits = self._ordered_logits(outputs)
+        names = [f"choice {j}" for j in range(logits.shape[-1])]
+        return learning_check(logits.argmax(-1), self.features(split).labels, "single_label", names, "acc")
 
     def prediction_rows(self, split: str, outputs: dict) -> List[dict]:
         """One dict per input row, in input order: id, the chosen index (`label`), the k probabilities, and the gold

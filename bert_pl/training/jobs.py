@@ -75,7 +75,7 @@ def finetune(cfg: DictConfig, overrides=()):
     from bert_pl.tasks.results import finish
 
     L.seed_everything(cfg.seed, workers=True)
-    runner.check_config(cfg, training=cfg.train)
+    runner.check_config(cfg)
     pretrained = runner.weights_to_start_from(cfg)
     ckpt = checkpoints.resolve(pretrained)
     if not ckpt.tokenizer_json:
@@ -88,11 +88,7 @@ def finetune(cfg: DictConfig, overrides=()):
     task.prepare()
     if not cfg.train:
         runner.check_fine_tuned_for(ckpt, task, cfg.task.name)
-    ckpt_path = cfg.get("ckpt_path")
-    if ckpt_path:
-        if not cfg.train:
-            raise runner.UserConfigError("ckpt_path= resumes training; with train=false pass model_path= only")
-        ckpt_path = runner.resume_checkpoint(ckpt_path, task.head, task.labels)
+    ckpt_path = runner.resume_checkpoint(cfg.ckpt_path, task.head, task.labels) if cfg.get("ckpt_path") else None
     module = instantiate(cfg.module, _convert_="all", model=model, head=task.head, head_kwargs=task.head_kwargs(),
                          labels=task.labels, main_metric=task.main_metric,
                          optimizer=instantiate(cfg.optimizer), pretrained=pretrained)
@@ -106,12 +102,11 @@ def finetune(cfg: DictConfig, overrides=()):
             return None
         results = finish(trainer, module, task, cfg, Path(cfg.paths.output_dir), time.time() - start,
                          overrides, pretrained)
-    if cfg.train:  # an evaluate-only run has no checkpoint: latest keeps pointing at the model
-        mark_latest(cfg.paths.output_dir)
     if results["degenerate"]:
         print(f"WARNING: the model looks untrained ({results['degenerate_reason']}); results.json says "
               f"\"degenerate\": true")
-    if cfg.train:
+    if cfg.train:  # an evaluate-only run has no checkpoint: latest keeps pointing at the model
+        mark_latest(cfg.paths.output_dir)
         print(f"best dev {results['best']['metric']}: {results['best']['value']} (epoch {results['best']['epoch']}); "
               f"results: {cfg.paths.output_dir}/results.json")
     else:

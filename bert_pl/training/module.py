@@ -135,6 +135,7 @@ class BertModule(L.LightningModule):
             if state.get("numpy") is not None:
                 name, keys, pos, has_gauss, cached = state["numpy"]
                 np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+            if state.get("python") is not None:
                 random.setstate(state["python"])
             self._rng_to_restore = None
 

@@ -290,7 +290,7 @@ def check_fine_tuned_for(ckpt, task, task_name: str) -> None:
                               f"{list(want)}; pass model_path= a model fine-tuned for {task_name}")
 
 
-def check_config(cfg: DictConfig, training: bool = True) -> None:
+def check_config(cfg: DictConfig) -> None:
     """Settings checked where they are composed, before anything is built: a known task, positive rates and sizes,
     an accelerator this machine has. One line each, naming the key and the fix."""
     task = cfg.get("task")
@@ -329,6 +329,9 @@ def check_config(cfg: DictConfig, training: bool = True) -> None:
             raise UserConfigError("accelerator=tpu needs torch-xla, which is not installed here: use the TPU "
                                   "environment of the README (its own venv: pip install -r requirements-tpu.txt), or "
                                   "accelerator=cpu")
+    training = cfg.get("train", True)  # finetune.py train=false evaluates only
+    if not training and cfg.get("ckpt_path"):
+        raise UserConfigError("ckpt_path= resumes training; with train=false pass model_path= only")
     if training:  # a run that takes no training step is refused: it would write an untrained model's results
         hint = "" if task is None else \
             "; to evaluate a fine-tuned model without training pass train=false model_path=..."

@@ -15,8 +15,9 @@ warnings.filterwarnings("ignore", message="You're resuming from a checkpoint tha
 
 class ResumableSampler(Sampler):
     """Yields (index, epoch) (or plain indices with `with_epoch=False`). The order is a permutation seeded by
-    (seed, epoch), padded to a multiple of `world_size` and sliced `rank::world_size`, so ranks see disjoint data; `start_at(n)` skips the first n samples
-    of the current epoch on this rank (set on resume from the trainer's progress)."""
+    (seed, epoch), padded to a multiple of `world_size` and sliced `rank::world_size`, so ranks see disjoint data.
+    A resumed run skips what this rank already did in the epoch: read from the trainer (`resume_with`), or given
+    (`start_at(n)`: the first n samples)."""
 
     def __init__(self, num_samples: int, shuffle: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
                  drop_last: bool = False, with_epoch: bool = True):
@@ -96,8 +97,12 @@ def rank_info(trainer):
     return trainer.global_rank, trainer.world_size
 
 
-def loader_settings(trainer, num_workers: int) -> dict:
-    """DataLoader options for the device: page-locked batches on CUDA (the copy to the GPU overlaps compute), and
-    workers kept alive across epochs and validation instead of being restarted each time."""
+def loader_settings(trainer, num_workers: int, seed: int) -> dict:
+    """DataLoader options shared by every loader: its own seeded generator (creating an iterator, e.g. for
+    validation, then draws nothing from the global generator that dropout uses), page-locked batches on CUDA (the
+    copy to the GPU overlaps compute), and workers kept alive across epochs and validation."""
+    import torch
+
     on_cuda = trainer is not None and getattr(trainer.strategy.root_device, "type", "cpu") == "cuda"
-    return {"num_workers": num_workers, "pin_memory": on_cuda, "persistent_workers": num_workers > 0}
+    return {"num_workers": num_workers, "pin_memory": on_cuda, "persistent_workers": num_workers > 0,
+            "generator": torch.Generator().manual_seed(seed)}
