@@ -180,11 +180,13 @@ def test_ddp_two_cpu_processes_train_on_disjoint_data_into_one_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["cache", "ddp"]
 
 
-@pytest.mark.parametrize("data", [["data.streaming=true", "data.docs_per_shard=8"], ["data.packing=true"]],
-                         ids=["streaming", "cached+packing"])
+@pytest.mark.parametrize("data", [["data.streaming=true", "data.docs_per_shard=8", "data.num_workers=2"],
+                                  ["data.packing=true", "data.num_workers=2"]],
+                         ids=["streaming+workers", "cached+packing+workers"])
 def test_streaming_and_packed_runs_resume_at_the_exact_sample(data, tmp_path):
-    """data.streaming=true (no cache, instances made on the fly) and data.packing=true: resuming from a mid-run
-    checkpoint gives the uninterrupted run's loss at every later step, dropout on."""
+    """data.streaming=true (no cache, instances made on the fly) and data.packing=true, with two loader workers
+    (kept alive between epochs): resuming from a mid-run checkpoint gives the uninterrupted run's loss at every
+    later step, dropout on."""
     steps = [*data, "trainer.max_steps=10",
              "callbacks.model_checkpoint.every_n_train_steps=4", "callbacks.model_checkpoint.save_top_k=-1"]
     res, full = train(tmp_path, "full", *steps)
