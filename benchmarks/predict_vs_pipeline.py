@@ -9,7 +9,6 @@ times after one warm-up pass, alternating; the best time counts. Checks that bot
 """
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -20,12 +19,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+from bert_pl.training.hardware import cpu_model  # noqa: E402
 
 
 def main(argv=None):

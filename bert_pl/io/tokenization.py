@@ -23,10 +23,11 @@ class VocabError(UserError, ValueError):
     pass
 
 
-def _assemble(model: WordPiece, lowercase: bool) -> Tokenizer:
+def _assemble(model: WordPiece, lowercase: bool, handle_chinese_chars: bool = True,
+              strip_accents: Optional[bool] = None) -> Tokenizer:
     tok = Tokenizer(model)
     tok.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=lowercase
+        clean_text=True, handle_chinese_chars=handle_chinese_chars, strip_accents=strip_accents, lowercase=lowercase
     )  # strip_accents=None follows `lowercase`, as in BERT
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece(prefix="##")
@@ -66,8 +67,8 @@ def from_vocab_file(vocab_file, lowercase: bool = True) -> Tokenizer:
     return _from_vocab(vocab, lowercase, str(path))
 
 
-def _from_vocab(vocab: dict, lowercase: bool, source: str) -> Tokenizer:
-    tok = _assemble(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100), lowercase)
+def _from_vocab(vocab: dict, lowercase: bool, source: str, **normalizer) -> Tokenizer:
+    tok = _assemble(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100), lowercase, **normalizer)
     # whole, never lowercased or split, as in tokenizers trained here and HF's: "Paris is the [MASK]." has a mask
     tok.add_special_tokens([t for t in SPECIAL_TOKENS if t in vocab])
     return _add_post_processor(tok, source)
@@ -83,8 +84,12 @@ def from_json_string(text: str) -> Tokenizer:
 
 
 def train(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2,
-          limit_alphabet: int = 1000) -> Tokenizer:
+          limit_alphabet: int = 1000, handle_chinese_chars: bool = True,
+          strip_accents: Optional[bool] = None) -> Tokenizer:
     """Train a WordPiece vocab on an iterator of texts (streamed; memory grows with the distinct words only).
+    `limit_alphabet`: the most frequent characters kept (the rest become [UNK]); CJK text needs thousands.
+    `handle_chinese_chars`: every CJK ideograph a word of its own (BERT's rule); `strip_accents` None = with
+    `lowercase` (BERT's), False keeps diacritics (and Japanese voiced marks, which NFD would split off).
 
     Deterministic: the same texts and settings give the same vocab, byte for byte, in any process. `tokenizers`'
     trainer alone does not: it numbers each `##c` piece when it first meets it while walking its word counts, a
@@ -92,7 +97,8 @@ def train(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, 
     (ties at the `limit_alphabet` cut are random too). So the words are counted here, the alphabet is chosen here
     (most frequent first, ties by character), and the characters then the `##c` pieces are numbered up front, each
     in code point order: the trainer's own layout (and tie-breaks), without the random part."""
-    pipeline = _assemble(WordPiece(unk_token="[UNK]"), lowercase)  # BERT's normaliser and pre-tokeniser
+    normalizer = dict(handle_chinese_chars=handle_chinese_chars, strip_accents=strip_accents)
+    pipeline = _assemble(WordPiece(unk_token="[UNK]"), lowercase, **normalizer)  # BERT's normaliser, pre-tokeniser
     normalize, split = pipeline.normalizer.normalize_str, pipeline.pre_tokenizer.pre_tokenize_str
     counts: Counter = Counter()
     for text in texts:
@@ -117,7 +123,7 @@ def train(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, 
     words = Tokenizer(WordPiece(unk_token="[UNK]"))
     words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # the words are normalised and split already
     words.train_from_iterator(_repeat_words(counts), trainer=trainer)
-    return _from_vocab(words.get_vocab(), lowercase, "trained tokenizer")
+    return _from_vocab(words.get_vocab(), lowercase, "trained tokenizer", **normalizer)
 
 
 def _repeat_words(counts: Counter, chunk: int = 4096) -> Iterator[str]:

@@ -2,7 +2,7 @@
 
 - `google`: Google's format: one sentence per line, a blank line between documents.
 - `plain`: free text; a file, or each blank-line-separated block (`doc_split=block`), is a document, and
-  sentences are split here.
+  sentences are split by `data.sentence_splitter` (`sentences.py`).
 - `hub`: a `datasets` dataset (online, or a local folder/`save_to_disk` copy) with a text column.
 - `embedded`: the docstrings of Python's own standard library, parsed (not imported): always there, offline.
 """
@@ -21,14 +21,12 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence
 
 from bert_pl.errors import UserError
+from bert_pl.pretraining.sentences import get_splitter, warn_unsplit
 
 Document = List[str]
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 30.0  # seconds between progress lines of a long step; a short one (a test) logs none
 
-# A sentence ends at . ! ? (or their CJK forms), possibly followed by closing quotes/brackets, then whitespace
-# and an upper-case letter, digit or opening quote. Good enough for pretraining segments, and fast.
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9À-Þ])")
 
 
 class CorpusError(UserError, ValueError):
@@ -58,11 +56,8 @@ def with_progress(docs: Iterable[Document], what: str) -> Iterator[Document]:
         yield doc
 
 
-def split_sentences(text: str) -> List[str]:
-    text = " ".join(text.split())
-    if not text:
-        return []
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+def split_sentences(text: str, splitter: str = "rule") -> List[str]:
+    return get_splitter(splitter)(text)
 
 
 def _expand(paths: Sequence[str]) -> List[Path]:
@@ -112,14 +107,16 @@ def google_documents(paths, encoding_errors: str = "strict") -> Iterator[Documen
             yield doc
 
 
-def plain_documents(paths, doc_split: str = "file", encoding_errors: str = "strict") -> Iterator[Document]:
+def plain_documents(paths, doc_split: str = "file", encoding_errors: str = "strict",
+                    splitter: str = "rule") -> Iterator[Document]:
     if doc_split not in ("file", "block"):
         raise CorpusError(f"data.doc_split={doc_split!r}: use 'file' or 'block'")
+    split = get_splitter(splitter)
     for path in _expand(paths):
         block: List[str] = []
         for line in _lines(path, encoding_errors):
             if line.strip():
-                block.extend(split_sentences(line))
+                block.extend(split(line))
             elif doc_split == "block" and block:
                 yield block
                 block = []
@@ -129,7 +126,7 @@ def plain_documents(paths, doc_split: str = "file", encoding_errors: str = "stri
 
 def hub_documents(name: str, config: Optional[str] = None, split: str = "train", text_column: str = "text",
                   streaming: bool = True, revision: Optional[str] = None, part: int = 0,
-                  parts: int = 1) -> Iterator[Document]:
+                  parts: int = 1, splitter: str = "rule") -> Iterator[Document]:
     """A `datasets` dataset: a hub name (online), or a local folder saved with `save_to_disk` / of data files.
     `part` of `parts`: `datasets`' own split by node (whole files per node where the shards divide evenly)."""
     import datasets
@@ -153,8 +150,9 @@ def hub_documents(name: str, config: Optional[str] = None, split: str = "train",
     columns = getattr(ds, "column_names", None)
     if columns is not None and text_column not in columns:
         raise CorpusError(f"dataset {name!r} has no column {text_column!r} (columns: {columns}); set data.text_column")
+    split = get_splitter(splitter)
     for row in ds:
-        sentences = split_sentences(row[text_column] or "")
+        sentences = split(row[text_column] or "")
         if sentences:
             yield sentences
 
@@ -205,12 +203,16 @@ def documents(source: dict, part: int = 0, parts: int = 1) -> Iterator[Document]
     """Dispatch on `source['format']`; the dict is the `data.source` config. `part` of `parts`: every
     `parts`-th document from the `part`-th on (ranks x loader workers read disjoint documents)."""
     kind = source.get("format")
+    splitter = source.get("sentence_splitter") or "rule"
     if kind == "hub":
-        return hub_documents(source["name"], source.get("config"), source.get("split", "train"),
+        docs = hub_documents(source["name"], source.get("config"), source.get("split", "train"),
                              source.get("text_column", "text"), source.get("streaming", True), source.get("revision"),
-                             part, parts)
-    docs = _documents(source)
-    return docs if parts == 1 else itertools.islice(docs, part, None, parts)
+                             part, parts, splitter)
+    else:
+        docs = _documents(source)
+        docs = docs if parts == 1 else itertools.islice(docs, part, None, parts)
+    return warn_unsplit(docs, splitter, source.get("name") or str(source.get("paths", kind))) \
+        if kind in ("plain", "hub") else docs
 
 
 def _documents(source: dict) -> Iterator[Document]:
@@ -219,7 +221,8 @@ def _documents(source: dict) -> Iterator[Document]:
     if kind == "google":
         return google_documents(source["paths"], enc)
     if kind == "plain":
-        return plain_documents(source["paths"], source.get("doc_split", "file"), enc)
+        return plain_documents(source["paths"], source.get("doc_split", "file"), enc,
+                               source.get("sentence_splitter") or "rule")
     if kind == "embedded":
         return embedded_documents(source.get("max_chars", 3_000_000))
     raise CorpusError(f"data.source.format={kind!r}: use one of google, plain, hub, embedded")

@@ -14,6 +14,7 @@ from bert_pl.pretraining.corpus import CorpusError, documents, fingerprint, with
 from bert_pl.errors import UserConfigError
 from bert_pl.pretraining.instances import StreamingInstances, build_pretraining_dataset
 from bert_pl.pretraining.masking import MaskingCollator
+from bert_pl.pretraining.sentences import get_splitter
 from bert_pl.training.sampling import IndexedDataset, ResumableSampler, loader_settings, rank_info, resume_offset
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,12 @@ class PretrainingDataModule(L.LightningDataModule):
                  batch_size: int = 32, eval_batch_size: Optional[int] = None, num_workers: int = 0,
                  num_proc: int = 1, val_fraction: float = 0.0, cache_dir: str = "data/cache", seed: int = 12345,
                  static_shapes: bool = False, docs_per_shard: int = 2000, packing: bool = False,
-                 max_sequences_per_pack: int = 3, streaming: bool = False):
+                 max_sequences_per_pack: int = 3, streaming: bool = False, sentence_splitter: str = "rule"):
         super().__init__()
         self.source = dict(source)
+        if self.source.get("format") in ("plain", "hub"):  # part of the source: the caches depend on it
+            get_splitter(sentence_splitter)  # a name that does not work fails here, before any reading
+            self.source["sentence_splitter"] = sentence_splitter
         self.tokenizer_cfg = dict(tokenizer or {})
         self.max_seq_length = max_seq_length
         self.build_kwargs = dict(max_seq_length=max_seq_length, short_seq_prob=short_seq_prob,
@@ -76,18 +80,21 @@ class PretrainingDataModule(L.LightningDataModule):
     def _train_tokenizer(self, cfg: dict):
         from filelock import FileLock
 
-        vocab_size, lowercase = int(cfg.get("vocab_size", 8000)), bool(cfg.get("lowercase", True))
-        key = hashlib.sha256(f"{fingerprint(self.source)}|{vocab_size}|{lowercase}".encode()).hexdigest()[:16]
+        settings = dict(vocab_size=int(cfg.get("vocab_size", 8000)), lowercase=bool(cfg.get("lowercase", True)),
+                        min_frequency=int(cfg.get("min_frequency", 2)),
+                        limit_alphabet=int(cfg.get("limit_alphabet", 1000)),
+                        handle_chinese_chars=bool(cfg.get("handle_chinese_chars", True)),
+                        strip_accents=cfg.get("strip_accents"))
+        key = hashlib.sha256(f"{fingerprint(self.source)}|{sorted(settings.items())}".encode()).hexdigest()[:16]
         folder = self.cache_dir / f"tokenizer-{key}"
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.cache_dir / f".tokenizer-{key}.lock")):
             if (folder / "tokenizer.json").is_file():
                 return tokenization.load(folder)
-            log.info("training a %d-word WordPiece vocab on %s", vocab_size, self.source.get("format"))
+            log.info("training a %d-word WordPiece vocab on %s", settings["vocab_size"], self.source.get("format"))
             texts = (s for doc in with_progress(documents(self.source), "reading the corpus for the vocab")
                      for s in doc)
-            tok = tokenization.train(texts, vocab_size=vocab_size, lowercase=lowercase,
-                                     min_frequency=int(cfg.get("min_frequency", 2)))
+            tok = tokenization.train(texts, **settings)
             if tok.get_vocab_size() <= len(tokenization.SPECIAL_TOKENS):
                 raise CorpusError(f"the corpus {self.source} holds no text to train a vocab on")
             tmp = folder.with_name(folder.name + ".tmp")

@@ -253,7 +253,7 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
 
     datasets.disable_progress_bars()
     params = dict(max_seq_length=max_seq_length, short_seq_prob=short_seq_prob, dupe_factor=dupe_factor, nsp=nsp,
-                  val_fraction=val_fraction, seed=seed, docs_per_shard=docs_per_shard, version=3)
+                  val_fraction=val_fraction, seed=seed, docs_per_shard=docs_per_shard, version=4)
     key = hashlib.sha256(
         (fingerprint(source) + json.dumps(params, sort_keys=True) + tokenizer.to_str()).encode()
     ).hexdigest()[:16]

@@ -12,6 +12,7 @@ from typing import List, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from bert_pl.errors import UserConfigError, UserError  # noqa: F401  (UserConfigError is raised by entry points)
+from bert_pl.training import hardware
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # In the repository: its root (conf/, data/, outputs/ beside bert_pl/). Installed (`pip install .`): the current
@@ -76,16 +77,9 @@ def _start_time() -> str:
     return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def gpu_precision() -> str:
-    """accelerator=gpu: bf16 mixed precision where the card has bf16 (Ampere and newer), else fp16 mixed precision
-    (Lightning adds the gradient scaler)."""
-    import torch
-
-    return "bf16-mixed" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "16-mixed"
-
-
 for _name, _fn in (("project_root", lambda: str(PROJECT_ROOT)), ("run_dir", run_dir),
-                   ("config_subdir", config_subdir), ("gpu_precision", gpu_precision)):
+                   ("config_subdir", config_subdir), ("gpu_precision", hardware.gpu_precision),
+                   ("cpu_precision", hardware.cpu_precision)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn)
 
