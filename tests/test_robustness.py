@@ -251,3 +251,23 @@ def test_the_module_clips_like_lightning_for_fused_optimizers():
     module.configure_gradient_clipping(opt, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
     total = torch.sqrt(sum((p.grad ** 2).sum() for p in module.parameters()))
     assert float(total) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_a_budget_that_ends_before_the_first_validation_is_said_with_a_value(caplog):
+    from helpers import compose_cfg
+
+    from bert_pl.pretraining.module import RunSummary
+    from bert_pl.training.runner import check_config, first_validation_step
+
+    cfg = compose_cfg("train", ["trainer.max_steps=60", "trainer.val_check_interval=100"])
+    with caplog.at_level("WARNING", logger="bert_pl"):
+        check_config(cfg)
+    assert "trainer.max_steps=60 ends before the first validation at step 100" in caplog.text
+    assert "set trainer.val_check_interval=30 or lower" in caplog.text
+    # a wall-clock budget (trainer.max_time) that stopped the run first: said at the end, with a value
+    text = RunSummary().text(steps=42, first_validation=first_validation_step(cfg))
+    assert "the run ended at step 42, before the first validation at step 100" in text
+    assert "trainer.val_check_interval=21" in text
+    caplog.clear()
+    check_config(compose_cfg("train", ["trainer.max_steps=600"]))
+    assert "before the first validation" not in caplog.text

@@ -335,6 +335,22 @@ def check_config(cfg: DictConfig) -> None:
                 raise UserConfigError(f"trainer.{key}=0 trains nothing{hint}")
             if value is not None and key != "limit_train_batches" and value < -1:
                 raise UserConfigError(f"trainer.{key}={value}: use a positive number (or -1 for no limit)")
+        first_eval = first_validation_step(cfg)
+        max_steps = cfg.trainer.get("max_steps") or -1
+        if first_eval and 0 < max_steps < first_eval:
+            log.warning("trainer.max_steps=%d ends before the first validation at step %d (trainer.val_check_interval):"
+                        " the run will report no validation accuracy; set trainer.val_check_interval=%d or lower",
+                        max_steps, first_eval, max(1, max_steps // 2))
+
+
+def first_validation_step(cfg: DictConfig) -> Optional[int]:
+    """The optimizer step of a pretraining run's first validation (an integer val_check_interval, which counts
+    batches, and held-out data), or None."""
+    interval = cfg.trainer.get("val_check_interval")
+    data = cfg.get("data") or {}
+    if cfg.get("task") is not None or not isinstance(interval, int) or not data.get("val_fraction"):
+        return None
+    return max(1, interval // int(cfg.trainer.get("accumulate_grad_batches") or 1))
 
 
 def resume_checkpoint(spec, head: str, labels=None, key: str = "ckpt_path") -> str:
