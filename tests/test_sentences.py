@@ -41,6 +41,26 @@ def test_rule_on_latin_text():
         "Mr. smith arrived at 3.5 p.m. today, e.g. late."]
     assert split_rule("Mr. Smith met J. R. R. Tolkien. He said \"Go.\" Then he left.") == [
         "Mr. Smith met J. R. R. Tolkien.", "He said \"Go.\"", "Then he left."]
+    # not ends: what follows is not an upper-case letter or digit, or the full stop closes a title
+    for whole in ["Apples, pears, etc. (see the list) are fruit.", "He left at 5 p.m. — but came back later.",
+                  "It costs 10 USD, i.e. $10.", "I love it! :) You?", 'Stop. "and then what?" she asked.',
+                  "Ask Dr. Who and St. Paul.", "Is it; Then"]:
+        assert split_rule(whole) == [whole]
+    # ends: sentences that end on a one-letter word or an abbreviation that also ends sentences
+    assert split_rule("So am I. We agree. Plan A. Plan B.") == ["So am I.", "We agree.", "Plan A.", "Plan B."]
+    assert split_rule("He moved to the U.S. In 1990 he returned.") == ["He moved to the U.S.", "In 1990 he returned."]
+    assert split_rule("Τι κάνεις; Καλά.") == ["Τι κάνεις;", "Καλά."]  # the Greek question mark (NFC: ;)
+    assert split_rule("３．５倍になった。次へ。") == ["３．５倍になった。", "次へ。"]
+
+
+def test_rule_is_linear_in_runs_of_marks():
+    import time
+
+    start = time.perf_counter()
+    for n in (1_000, 100_000):
+        assert split_rule("a" + "." * n + "b") == ["a" + "." * n + "b"]
+        assert len(split_rule("!" * n + ")" * 10 + " A")) == 2
+    assert time.perf_counter() - start < 1.0  # quadratic before: 100k dots took about two minutes
 
 
 @pytest.mark.parametrize("lang", sorted(JOINER))

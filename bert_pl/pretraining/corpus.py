@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, List, Optional, Sequence
 
 from bert_pl.errors import UserError
-from bert_pl.pretraining.sentences import get_splitter, warn_unsplit
+from bert_pl.pretraining.sentences import get_splitter, version_of, warn_unsplit
 
 Document = List[str]
 log = logging.getLogger(__name__)
@@ -111,12 +111,12 @@ def plain_documents(paths, doc_split: str = "file", encoding_errors: str = "stri
                     splitter: str = "rule") -> Iterator[Document]:
     if doc_split not in ("file", "block"):
         raise CorpusError(f"data.doc_split={doc_split!r}: use 'file' or 'block'")
-    split = get_splitter(splitter)
+    split_text = get_splitter(splitter)
     for path in _expand(paths):
         block: List[str] = []
         for line in _lines(path, encoding_errors):
             if line.strip():
-                block.extend(split(line))
+                block.extend(split_text(line))
             elif doc_split == "block" and block:
                 yield block
                 block = []
@@ -150,9 +150,9 @@ def hub_documents(name: str, config: Optional[str] = None, split: str = "train",
     columns = getattr(ds, "column_names", None)
     if columns is not None and text_column not in columns:
         raise CorpusError(f"dataset {name!r} has no column {text_column!r} (columns: {columns}); set data.text_column")
-    split = get_splitter(splitter)
+    split_text = get_splitter(splitter)
     for row in ds:
-        sentences = split(row[text_column] or "")
+        sentences = split_text(row[text_column] or "")
         if sentences:
             yield sentences
 
@@ -196,6 +196,8 @@ def fingerprint(source: dict) -> str:
             h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
     elif kind == "embedded":
         h.update(f"{sys.version}|{sysconfig.get_paths()['stdlib']}".encode())
+    if source.get("sentence_splitter"):  # a library's version or your module's file, not only the name
+        h.update(version_of(source["sentence_splitter"]).encode())
     return h.hexdigest()[:16]
 
 

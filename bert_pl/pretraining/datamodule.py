@@ -20,6 +20,10 @@ from bert_pl.training.sampling import IndexedDataset, ResumableSampler, loader_s
 log = logging.getLogger(__name__)
 
 
+# data.tokenizer settings that only a vocab trained here uses, with their defaults
+TRAINING_ONLY = {"limit_alphabet": 1000, "handle_chinese_chars": True, "strip_accents": None}
+
+
 class PretrainingDataModule(L.LightningDataModule):
     def __init__(self, source: dict, tokenizer: Optional[dict] = None, max_seq_length: int = 128,
                  short_seq_prob: float = 0.1, dupe_factor: int = 1, nsp: bool = True, masked_lm_prob: float = 0.15,
@@ -70,6 +74,11 @@ class PretrainingDataModule(L.LightningDataModule):
             return self.tokenizer
         cfg = self.tokenizer_cfg
         if cfg.get("path"):
+            ignored = [f"data.tokenizer.{k}={cfg[k]}" for k, default in TRAINING_ONLY.items()
+                       if cfg.get(k, default) != default]
+            if ignored:
+                log.warning("%s: settings for training a vocab, ignored with data.tokenizer.path=%s (its own "
+                            "normaliser is used)", ", ".join(ignored), cfg["path"])
             self.tokenizer = tokenization.load(cfg["path"], cfg.get("lowercase"))
         elif from_checkpoint is not None:
             self.tokenizer = tokenization.from_json_string(from_checkpoint)

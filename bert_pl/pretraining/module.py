@@ -84,7 +84,7 @@ class RunSummary(L.Callback):
                                  **{k: round(float(m[f"val/{k}"]), 4) for k in ("mlm_acc", "nsp_acc")
                                     if f"val/{k}" in m}})
 
-    def text(self, steps: int, first_validation: Optional[int] = None) -> str:
+    def text(self, steps: int, first_validation: Optional[int] = None, accumulate: int = 1) -> str:
         rate = f"{self.tokens / self.seconds:,.0f} tokens/s" if self.seconds else "no training steps"
         lines = [f"{steps} steps, {self.tokens:,} tokens, {rate} (training steps only)"]
         if self.validations:
@@ -93,7 +93,7 @@ class RunSummary(L.Callback):
                          f"(step {last['step']})" + (f", NSP accuracy {last['nsp_acc']}" if "nsp_acc" in last else ""))
         elif first_validation and steps < first_validation:
             lines.append(f"no validation ran: the run ended at step {steps}, before the first validation at step "
-                         f"{first_validation}; next time set trainer.val_check_interval={max(1, steps // 2)} (or "
+                         f"{first_validation}; next time set trainer.val_check_interval={max(1, steps // 2) * accumulate} (or "
                          f"give it a longer budget: trainer.max_time / trainer.max_steps)")
         else:
             lines.append("no validation ran (data.val_fraction=0, or the run ended before the first one)")

@@ -10,11 +10,13 @@
 The rule: a sentence ends after a full stop, question or exclamation mark (and closing quotes or brackets after it).
 After the full-width marks of Chinese and Japanese (。！？｡．) it ends right there: those scripts put no space
 between sentences. After the others (. ! ? … and ؟ ۔ Arabic/Urdu, । ॥ Devanagari, ։ Armenian, ። ፧ Ethiopic,
-။ Burmese, ។ Khmer, ; Greek, ...) it needs whitespace and a next character that is not a lower-case letter,
-so a caseless script (Arabic, Hebrew, Hindi, ...) splits at every such mark, a cased one (Latin, Cyrillic, Greek) at
-an upper-case letter, a digit or an opening quote, and "e.g. the", "3.5" and "p.m. today" stay whole. Titles and
-initials ("Mr. Smith", "J. Smith") do not end a sentence, nor does a Japanese quote that closes on a full stop and
-runs on with a quotative particle (「行こう。」と言った). Scripts without sentence punctuation (Thai) are not split:
+။ Burmese, ។ Khmer, ; after Greek, ...) it needs whitespace, then (past opening quotes and brackets) a letter or
+digit that is not lower case: a caseless script (Arabic, Hebrew, Hindi, ...) splits at every such mark, a cased one
+(Latin, Cyrillic, Greek) before an upper-case letter or a digit, and "e.g. the", "3.5", "p.m. — later", "i.e. $10"
+stay whole. Titles ("Mr. Smith") and chains of initials ("J. R. R. Tolkien") do not end a sentence; a Japanese quote
+that closes on a full stop and runs on with a quotative particle (「行こう。」と言った) does not either. Languages
+with ordinals or abbreviations written with a full stop before capitals (German "am 3. Oktober", "z. B.") are
+better served by `pysbd:de`. Scripts without sentence punctuation (Thai) are not split:
 the corpus readers warn with the number of documents that became one long segment.
 """
 from __future__ import annotations
@@ -30,14 +32,18 @@ from bert_pl.errors import UserError
 log = logging.getLogger(__name__)
 
 _CLOSERS = "\"'”’)]}»」』）》〉】〕›"
+_OPENERS = "\"'“‘([{«「『（《〈【〔‹¿¡"
 _QUOTATIVE = ("と", "っ")
 _WIDE_END = "。！？｡．"
-_SPACED_END = ".!?…‼⁇⁈⁉؟۔।॥։።፧፨။។៕\u037e"  # U+037E: the Greek question mark
-_WIDE = re.compile(f"[{_WIDE_END}]+[{re.escape(_CLOSERS)}]*")
-_SPACED = re.compile(f"[{re.escape(_SPACED_END)}]+[{re.escape(_CLOSERS)}]*(?=\\s)")
-# a title or an initial before the full stop: not a sentence end ("Mr. Smith", "J. R. R. Tolkien")
-_NOT_AN_END = re.compile(r"(?:^|[\s(\"'“‘])(?:[A-ZА-ЯΑ-Ω]|Mr|Mrs|Ms|Dr|Prof|St|Jr|Sr|vs|Mt|Gen|Gov|Sen|Rep|Rev|Col|"
-                         r"Lt|Capt|Sgt|Fig|Eq|No|Nr|Vol|pp|cf|approx|Inc|Ltd|Co|Corp|U\.S|U\.K|г|т|им|Св)\.$")
+_SPACED_END = ".!?…‼⁇⁈⁉؟۔।॥։።፧፨။។៕;\u037e"  # ; only after Greek (its question mark; U+037E is NFC ;)
+_ANY_END = re.compile(f"[{_WIDE_END}{re.escape(_SPACED_END)}]")
+# a match starts only where a run of marks starts: "a....b" is one try, not one per dot (quadratic)
+_WIDE = re.compile(f"(?<![{_WIDE_END}])[{_WIDE_END}]+[{re.escape(_CLOSERS)}]*")
+_SPACED = re.compile(f"(?<![{re.escape(_SPACED_END)}])[{re.escape(_SPACED_END)}]+[{re.escape(_CLOSERS)}]*(?=\\s)")
+# titles before a full stop that does not end a sentence ("Mr. Smith"); words that also end sentences (Inc., No.,
+# U.S.) are not here
+_TITLE = re.compile(r"(?:^|[\s(\"'“‘])(?:Mr|Mrs|Ms|Dr|Prof|St|Mt|Gen|Gov|Sen|Rep|Rev|Col|Lt|Capt|Sgt|Fig|Eq|vs|cf|"
+                    r"Nr|Vol|pp|г|гг|т|им|Св)\.$")
 SPLITTERS = ("rule", "line", "pysbd", "blingfire")
 
 
@@ -45,18 +51,46 @@ class SentenceSplitterError(UserError, ValueError):
     pass
 
 
+def _is_initial(word: str) -> bool:
+    return len(word) == 2 and word[1] == "." and word[0].isupper()
+
+
+def _ends_at(text: str, m: "re.Match") -> bool:
+    """A spaced mark ends a sentence unless what follows is lower case (after opening quotes/brackets), not a
+    letter or digit (a dash, $, an emoticon), or the mark closes a title or one of a chain of initials."""
+    i = m.end() + 1  # the character after the one space
+    while i < len(text) and text[i] in _OPENERS:
+        i += 1
+    if i >= len(text) or not text[i].isalnum() or text[i].islower():
+        return False
+    mark = m.group()[0]
+    if mark == ";":  # the Greek question mark, never the Latin semicolon
+        return m.start() > 0 and ("\u0370" <= text[m.start() - 1] <= "\u03ff" or "\u1f00" <= text[m.start() - 1] <= "\u1fff")
+    if mark != ".":
+        return True
+    if _TITLE.search(text[max(0, m.start() - 8):m.start() + 1]):
+        return False
+    word = text[:m.start() + 1].rsplit(" ", 1)[-1]
+    if _is_initial(word):  # "J. R. R. Tolkien": an initial next to another one; "World War I. Then": an end
+        before = text[:m.start() + 1 - len(word)].rstrip().rsplit(" ", 1)[-1]
+        after = text[m.end() + 1:].split(" ", 1)[0]
+        return not (_is_initial(before) or _is_initial(after))
+    return True
+
+
 def split_rule(text: str) -> List[str]:
     """The built-in rule (see the module docstring); whitespace runs become one space."""
     text = " ".join(text.split())
     if not text:
         return []
+    if not _ANY_END.search(text):
+        return [text]
     cuts = [m.end() for m in _WIDE.finditer(text)
-            # 「行こう。」と彼は言った: a quote closed on a full stop and taken up by the quotative particle と/って
-            if not (m.group()[-1] in _CLOSERS and text[m.end():m.end() + 1] in _QUOTATIVE)]
-    for m in _SPACED.finditer(text):
-        nxt = m.end() + 1  # the character after the one space
-        if nxt < len(text) and not text[nxt].islower() and not _NOT_AN_END.search(text[max(0, m.start() - 12):m.end()]):
-            cuts.append(m.end())
+            # 「行こう。」と彼は言った: a quote closed on a full stop and taken up by the quotative particle と/って;
+            # ３．５, ｗｗｗ．ｅｘａｍｐｌｅ: a full-width dot inside a number or a name
+            if not (m.group()[-1] in _CLOSERS and text[m.end():m.end() + 1] in _QUOTATIVE)
+            and not (m.group() in "．｡" and text[m.end():m.end() + 1].isalnum())]
+    cuts += [m.end() for m in _SPACED.finditer(text) if _ends_at(text, m)]
     sentences, start = [], 0
     for cut in sorted(set(cuts)):
         piece = text[start:cut].strip()
@@ -114,23 +148,51 @@ def get_splitter(spec: str = "rule") -> Callable[[str], List[str]]:
     return fn
 
 
+def version_of(spec: str) -> str:
+    """What else a cache built with this splitter depends on: the library's version, your module's file."""
+    spec = (spec or "rule").strip()
+    if spec in ("rule", "line"):
+        return spec
+    import importlib.metadata
+    import importlib.util
+    import os
+
+    name = spec.partition(":")[0]
+    try:
+        return f"{spec}|{importlib.metadata.version(name)}"
+    except importlib.metadata.PackageNotFoundError:  # a module of yours: keyed by its file
+        found = importlib.util.find_spec(name)
+        path = getattr(found, "origin", None) if found else None
+        return f"{spec}|{os.stat(path).st_mtime_ns if path and os.path.exists(path) else ''}"
+
+
 # A document of this many characters or more that comes out as one sentence was most likely not split.
 UNSPLIT_CHARS = 200
+EARLY_DOCS = 1000  # after this many documents, warn at once if most of them were not split
 _warned = set()
 
 
 def warn_unsplit(docs, spec: str, what: str):
-    """Pass documents through; at the end of the pass, warn once per corpus if some became one long segment
-    (a script the splitter does not know): NSP then has no sentence boundaries to pair at."""
+    """Pass documents through; warn once per corpus if documents became one long segment (a script the splitter
+    does not know): NSP then has no sentence boundaries to pair at. Said after the first EARLY_DOCS documents if
+    most of them were (a long or streaming corpus), else at the end of the pass."""
     single = total = 0
     for doc in docs:
         total += 1
         if len(doc) == 1 and len(doc[0]) >= UNSPLIT_CHARS:
             single += 1
+        if total == EARLY_DOCS and single * 2 >= total:
+            _warn(single, total, spec, what, " (so far)")
         yield doc
-    if single and (what, spec) not in _warned:
-        _warned.add((what, spec))
-        log.warning("%s: %d of %d documents became a single segment of %d+ characters: data.sentence_splitter=%s "
-                    "found no sentence ends in them (a script without . ! ? or their forms?). Try "
-                    "data.sentence_splitter=pysbd:<lang> or blingfire, or give one sentence per line "
-                    "(data=google, or data.sentence_splitter=line)", what, single, total, UNSPLIT_CHARS, spec)
+    if single:
+        _warn(single, total, spec, what, "")
+
+
+def _warn(single: int, total: int, spec: str, what: str, so_far: str) -> None:
+    if (what, spec) in _warned:
+        return
+    _warned.add((what, spec))
+    log.warning("%s: %d of %d documents%s became a single segment of %d+ characters: data.sentence_splitter=%s "
+                "found no sentence ends in them (a script without . ! ? or their forms?). Try "
+                "data.sentence_splitter=pysbd:<lang> or blingfire, or give one sentence per line "
+                "(data=google, or data.sentence_splitter=line)", what, single, total, so_far, UNSPLIT_CHARS, spec)

@@ -52,7 +52,7 @@ def pretrain(cfg: DictConfig):
     if trainer.is_global_zero:
         metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
         log.info("metrics at the end: %s", metrics)
-        print(summary.text(trainer.global_step, runner.first_validation_step(cfg)))
+        print(summary.text(trainer.global_step, runner.first_validation_step(cfg), trainer.accumulate_grad_batches))
         last = (ckpt_cb.last_model_path or ckpt_cb.best_model_path) if ckpt_cb is not None else ""
         if last:
             mark_latest(cfg.paths.output_dir)

@@ -338,9 +338,10 @@ def check_config(cfg: DictConfig) -> None:
         first_eval = first_validation_step(cfg)
         max_steps = cfg.trainer.get("max_steps") or -1
         if first_eval and 0 < max_steps < first_eval:
+            accumulate = int(cfg.trainer.get("accumulate_grad_batches") or 1)  # the interval counts batches
             log.warning("trainer.max_steps=%d ends before the first validation at step %d (trainer.val_check_interval):"
                         " the run will report no validation accuracy; set trainer.val_check_interval=%d or lower",
-                        max_steps, first_eval, max(1, max_steps // 2))
+                        max_steps, first_eval, max(1, max_steps // 2) * accumulate)
 
 
 def first_validation_step(cfg: DictConfig) -> Optional[int]:
