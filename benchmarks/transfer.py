@@ -231,7 +231,8 @@ def summarise(runs: list, tasks) -> list:
             row["welch_t"] = row["difference"] / row["se_difference"] if row["se_difference"] else math.inf
             row["welch_df"] = (va + vb) ** 2 / (va ** 2 / (a["n"] - 1) + vb ** 2 / (b["n"] - 1)) if va + vb else None
         for init in ("random", "pretrained"):  # runs whose dev predictions were all one class
-            row[init]["constant_runs"] = sum(bool(r["degenerate"]) for r in runs if r["task"] == task and r["init"] == init)
+            row[init]["constant_runs"] = sum(bool(r["degenerate"]) for r in runs
+                                             if r["task"] == task and r["init"] == init)
         row["google_bert_mini_test"] = GOOGLE_BERT_MINI[task]
         # the other metrics of the kind, for the README (e.g. MRPC F1 next to the GLUE score)
         for init in ("random", "pretrained"):
@@ -252,8 +253,8 @@ def markdown(table: list) -> str:
         se = "n/a" if r["se_difference"] is None else f"{r['se_difference']:.3f}"
         verdict = "n/a" if r["beats_random_by_2se"] is None else ("yes" if r["beats_random_by_2se"] else "no")
         t = "n/a" if r["welch_t"] is None else f"{r['welch_t']:.1f} ({r['welch_df']:.1f})" if r["welch_df"] else "inf"
-        lines.append(f"| {r['task']} ({r['metric']}) | {a['mean']:.3f} ± {a['sd']:.3f} | {b['mean']:.3f} ± {b['sd']:.3f} | "
-                     f"{r['difference']:+.3f} ({se}) | {verdict} | {t} | {a['constant_runs']} / {b['constant_runs']} | "
+        lines.append(f"| {r['task']} ({r['metric']}) | {a['mean']:.3f} ± {a['sd']:.3f} | "
+                     f"{b['mean']:.3f} ± {b['sd']:.3f} | {r['difference']:+.3f} ({se}) | {verdict} | {t} | {a['constant_runs']} / {b['constant_runs']} | "
                      f"{r['google_bert_mini_test']} |")
     return "\n".join(lines)
 

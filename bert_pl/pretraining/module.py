@@ -92,9 +92,10 @@ class RunSummary(L.Callback):
             lines.append(f"validation MLM accuracy {first['mlm_acc']} (step {first['step']}) -> {last['mlm_acc']} "
                          f"(step {last['step']})" + (f", NSP accuracy {last['nsp_acc']}" if "nsp_acc" in last else ""))
         elif first_validation and steps < first_validation:
+            fits = max(1, steps // 2) * accumulate  # val_check_interval counts batches
             lines.append(f"no validation ran: the run ended at step {steps}, before the first validation at step "
-                         f"{first_validation}; next time set trainer.val_check_interval={max(1, steps // 2) * accumulate} (or "
-                         f"give it a longer budget: trainer.max_time / trainer.max_steps)")
+                         f"{first_validation}; next time set trainer.val_check_interval={fits} (or give it a longer "
+                         f"budget: trainer.max_time / trainer.max_steps)")
         else:
             lines.append("no validation ran (data.val_fraction=0, or the run ended before the first one)")
         return "\n".join(lines)

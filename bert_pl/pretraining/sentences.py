@@ -65,7 +65,8 @@ def _ends_at(text: str, m: "re.Match") -> bool:
         return False
     mark = m.group()[0]
     if mark == ";":  # the Greek question mark, never the Latin semicolon
-        return m.start() > 0 and ("\u0370" <= text[m.start() - 1] <= "\u03ff" or "\u1f00" <= text[m.start() - 1] <= "\u1fff")
+        before = text[m.start() - 1] if m.start() else ""
+        return "\u0370" <= before <= "\u03ff" or "\u1f00" <= before <= "\u1fff"  # a Greek letter before it
     if mark != ".":
         return True
     if _TITLE.search(text[max(0, m.start() - 8):m.start() + 1]):
