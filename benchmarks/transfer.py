@@ -196,7 +196,9 @@ def finetune(args, task: str, init: str, checkpoint: Path, seed: int) -> dict:
     out = Path(args.work) / f"{task}_{init}_seed{seed}"
     results = out / "results.json"
     cmd = [sys.executable, "finetune.py", f"task={task}", f"pretrained={checkpoint}", f"seed={seed}",
-           f"data_dir={args.glue}", f"optimizer.lr={args.lr}", f"hydra.run.dir={out}"] + RECIPES[task]
+           f"data_dir={args.glue}", f"optimizer.lr={args.lr}", f"hydra.run.dir={out}",
+           # the paper's fine-tuning dropout, whatever the pretraining used (cpu_budget pretrains without)
+           "model.hidden_dropout_prob=0.1", "model.attention_probs_dropout_prob=0.1"] + RECIPES[task]
     # reused only if it was run with these settings on this very checkpoint
     settings = cmd[1:] + [str(checkpoint.stat().st_mtime_ns)]
     if not (results.is_file() and same_settings(out, settings)):
