@@ -13,7 +13,6 @@ summary {variant: final val MLM accuracy}.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import subprocess
@@ -24,17 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bert_pl.io.runs import validation_curve  # noqa: E402
 from bert_pl.training.hardware import cpu_model  # noqa: E402
-
-
-def curve(run_dir: Path) -> list:
-    rows = []
-    with open(run_dir / "csv" / "metrics.csv") as f:
-        for r in csv.DictReader(f):
-            if r.get("val/mlm_acc"):
-                rows.append({"step": int(float(r["step"])) + 1, "mlm_acc": round(float(r["val/mlm_acc"]), 4),
-                             **({"nsp_acc": round(float(r["val/nsp_acc"]), 4)} if r.get("val/nsp_acc") else {})})
-    return rows
 
 
 def main(argv=None):
@@ -56,7 +46,7 @@ def main(argv=None):
             print(f"error: train.py {' '.join(overrides)} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
             raise SystemExit(2)
         rate = re.search(r"([\d,]+) tokens/s", proc.stdout)
-        results.append({"variant": variant or "(defaults)", "steps": args.steps, "curve": curve(run_dir),
+        results.append({"variant": variant or "(defaults)", "steps": args.steps, "curve": validation_curve(run_dir),
                         "tokens_per_s": int(rate.group(1).replace(",", "")) if rate else None,
                         "wall_s": round(time.time() - t0), "run_dir": str(run_dir)})
         last = results[-1]["curve"][-1] if results[-1]["curve"] else {}

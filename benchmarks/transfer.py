@@ -23,7 +23,6 @@ where it stopped.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import shutil
@@ -164,20 +163,6 @@ def record_settings(run_dir: Path, settings) -> None:
     (run_dir / "bench_settings.json").write_text(json.dumps(list(settings)))
 
 
-def pretrain_curve(run_dir: Path) -> list:
-    """Validation rows of the pretraining run's metrics.csv: step, MLM accuracy (and NSP where trained)."""
-    path = run_dir / "csv" / "metrics.csv"
-    if not path.is_file():
-        return []
-    rows = []
-    with open(path) as f:
-        for r in csv.DictReader(f):
-            if r.get("val/mlm_acc"):
-                rows.append({"step": int(float(r["step"])), "val_mlm_acc": float(r["val/mlm_acc"]),
-                             **({"val_nsp_acc": float(r["val/nsp_acc"])} if r.get("val/nsp_acc") else {})})
-    return rows
-
-
 def random_init_checkpoint(pretrained_ckpt: Path, out: Path) -> Path:
     """The pretrained run's architecture and tokenizer with freshly initialised weights."""
     import torch
@@ -256,8 +241,8 @@ def markdown(table: list) -> str:
         verdict = "n/a" if r["beats_random_by_2se"] is None else ("yes" if r["beats_random_by_2se"] else "no")
         t = "n/a" if r["welch_t"] is None else f"{r['welch_t']:.1f} ({r['welch_df']:.1f})" if r["welch_df"] else "inf"
         lines.append(f"| {r['task']} ({r['metric']}) | {a['mean']:.3f} ± {a['sd']:.3f} | "
-                     f"{b['mean']:.3f} ± {b['sd']:.3f} | {r['difference']:+.3f} ({se}) | {verdict} | {t} | {a['constant_runs']} / {b['constant_runs']} | "
-                     f"{r['google_bert_mini_test']} |")
+                     f"{b['mean']:.3f} ± {b['sd']:.3f} | {r['difference']:+.3f} ({se}) | {verdict} | {t} | "
+                     f"{a['constant_runs']} / {b['constant_runs']} | {r['google_bert_mini_test']} |")
     return "\n".join(lines)
 
 
@@ -267,6 +252,7 @@ def main(argv=None) -> dict:
     tapt = [t for t in args.tapt.split(",") if t]
     seeds = [int(s) for s in args.seeds.split(",")]
     check_inputs(args, tasks, tapt)
+    from bert_pl.io.runs import validation_curve
     from bert_pl.training.hardware import cpu_model
 
     work = Path(args.work)
@@ -286,7 +272,7 @@ def main(argv=None) -> dict:
     table = summarise(runs, tasks)
     record = {"command": "python benchmarks/transfer.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "cpu": cpu_model(), "pretrained": str(pretrained_ckpt), "pretrain_seconds": round(pretrain_seconds),
-              "pretrain_curve": pretrain_curve(run_dir) if run_dir.is_dir() else [],
+              "pretrain_curve": validation_curve(run_dir) if run_dir.is_dir() else [],
               "finetune_lr": args.lr, "recipes": {t: RECIPES[t] for t in tasks}, "tapt_tasks": tapt,
               "corpus": args.corpus, "runs": runs, "table": table, "total_seconds": round(time.time() - t0)}
     Path(args.out).write_text(json.dumps(record, indent=2))

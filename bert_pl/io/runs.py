@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -92,6 +93,21 @@ def checkpoint_of_run(run_dir: Path) -> Optional[Path]:
             return Path(best)
     last = run_dir / "checkpoints" / "last.ckpt"
     return last if last.is_file() else None
+
+
+def validation_curve(run_dir) -> list:
+    """A pretraining run's validations from its csv/metrics.csv: step (optimizer steps done), MLM accuracy and, where
+    trained, NSP accuracy; [] when the run logged none (or not to CSV)."""
+    path = Path(run_dir) / "csv" / "metrics.csv"
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            if r.get("val/mlm_acc"):  # Lightning logs the step index before it is counted: +1 is the step count
+                rows.append({"step": int(float(r["step"])) + 1, "mlm_acc": round(float(r["val/mlm_acc"]), 4),
+                             **({"nsp_acc": round(float(r["val/nsp_acc"]), 4)} if r.get("val/nsp_acc") else {})})
+    return rows
 
 
 def expand(spec: str) -> str:

@@ -211,20 +211,19 @@ def documents(source: dict, part: int = 0, parts: int = 1) -> Iterator[Document]
                              source.get("text_column", "text"), source.get("streaming", True), source.get("revision"),
                              part, parts, splitter)
     else:
-        docs = _documents(source)
+        docs = _documents(source, splitter)
         docs = docs if parts == 1 else itertools.islice(docs, part, None, parts)
     return warn_unsplit(docs, splitter, source.get("name") or str(source.get("paths", kind))) \
         if kind in ("plain", "hub") else docs
 
 
-def _documents(source: dict) -> Iterator[Document]:
+def _documents(source: dict, splitter: str) -> Iterator[Document]:
     kind = source.get("format")
     enc = source.get("encoding_errors", "strict")
     if kind == "google":
         return google_documents(source["paths"], enc)
     if kind == "plain":
-        return plain_documents(source["paths"], source.get("doc_split", "file"), enc,
-                               source.get("sentence_splitter") or "rule")
+        return plain_documents(source["paths"], source.get("doc_split", "file"), enc, splitter)
     if kind == "embedded":
         return embedded_documents(source.get("max_chars", 3_000_000))
     raise CorpusError(f"data.source.format={kind!r}: use one of google, plain, hub, embedded")
