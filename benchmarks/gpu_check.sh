@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Every GPU check in one run (issue "GPU: the fast path on CUDA"), at most ~8 minutes on one H100:
-#   pytest -m gpu, the benchmark rows of the README (bert-pl vs transformers/SDPA, same card, same run), and a short
+# Every GPU check in one run (issue "GPU: the fast path on CUDA"), at most ~10 minutes on one H100/H200:
+#   the benchmark rows of the README (bert-pl vs transformers/SDPA, same card, same run; benchmarks/gpu_rows.py, with
+#   the card's measured matmul ceiling and a kernel profile), pytest -m gpu, and a short
 #   `train.py accelerator=gpu model=bert_base`. Every number lands as JSON in OUT_DIR; a table is printed last.
 #
 #   bash benchmarks/gpu_check.sh OUT_DIR            # on the GPU machine, from a clean copy of the repository
 #   bash benchmarks/gpu_check.sh --download         # here (CPU, online to PyPI): fill gpu_wheels/ first
+# It also leaves everything as one archive, OUT_DIR.tgz: the device tool brings back only a few files, so run it as
+#   bash benchmarks/gpu_check.sh /tmp/gpu; cp /tmp/gpu.tgz "$OUT/"
 #
 # The GPU machine has Python 3.12 with torch (2.11), lightning, transformers, tokenizers and onnxruntime, but no
 # hydra-core/omegaconf/datasets and no network: what it lacks is carried as wheels in gpu_wheels/ (git-ignored;
@@ -44,35 +47,18 @@ print(json.dumps({"torch": torch.__version__, "cuda": torch.version.cuda, "pytho
 PY
 cat "$OUT/env.json"
 
+log "benchmark rows, largest batches, matmul ceiling, kernel profile (benchmarks/gpu_rows.py)"
+timeout 320 $PY benchmarks/gpu_rows.py "$OUT" > "$OUT/rows_stdout.log" 2>&1 || log "gpu_rows ended with rc=$?"
+grep "^\[gpu_rows" "$OUT/rows_stdout.log" | tail -16
+
 log "pytest -m gpu"
-timeout 200 $PY -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py --junitxml="$OUT/pytest_gpu.xml" \
+timeout 130 $PY -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py --junitxml="$OUT/pytest_gpu.xml" \
     > "$OUT/pytest_gpu.log" 2>&1
 echo "rc=$?" >> "$OUT/pytest_gpu.log"; tail -3 "$OUT/pytest_gpu.log"
 
-bench() {  # one row of bert-pl vs transformers in one process; appends to bench.jsonl
-  local name=$1; shift
-  log "bench $name"
-  timeout 60 $PY -m bert_pl.bench --device cuda --precision bf16 --steps 10 --warmup 3 --out "$OUT/bench.jsonl" "$@" \
-      > "$OUT/bench_$name.log" 2>&1 || log "  $name failed or timed out (see $OUT/bench_$name.log)"
-}
-bench base128        --model bert_base  --task pretrain  --batch-size 128 --seq-len 128
-bench base128_sdpa   --model bert_base  --task pretrain  --batch-size 128 --seq-len 128 --attention sdpa --skip-memory
-bench base128_compile --model bert_base --task pretrain  --batch-size 128 --seq-len 128 --compile --skip-memory
-bench base512        --model bert_base  --task pretrain  --batch-size 32  --seq-len 512 --skip-memory
-bench large128       --model bert_large --task pretrain  --batch-size 64  --seq-len 128 --skip-memory
-bench large512       --model bert_large --task pretrain  --batch-size 16  --seq-len 512 --skip-memory
-bench ft_padded      --model bert_base  --task finetune  --batch-size 32  --seq-len 128 --padding-mix
-bench ft_padded_sdpa --model bert_base  --task finetune  --batch-size 32  --seq-len 128 --padding-mix --attention sdpa --skip-memory
-bench infer_padded   --model bert_base  --task inference --batch-size 128 --seq-len 128 --padding-mix --skip-memory
-for seq in 128 512; do
-  log "largest batch, bert_base pretraining, seq $seq"
-  timeout 60 $PY -m bert_pl.bench --device cuda --precision bf16 --model bert_base --task pretrain --seq-len $seq \
-      --max-batch --out "$OUT/max_batch.jsonl" > "$OUT/max_batch_$seq.log" 2>&1 || log "  max batch $seq: failed/timed out"
-done
-
-log "train.py accelerator=gpu model=bert_base, 90 s"
-timeout 170 $PY train.py accelerator=gpu model=bert_base data.streaming=true data.batch_size=64 data.num_workers=4 \
-    +trainer.max_time=00:00:01:30 trainer.max_steps=1000000 trainer.log_every_n_steps=20 logger=csv \
+log "train.py accelerator=gpu model=bert_base, 70 s of training"
+timeout 110 $PY train.py accelerator=gpu model=bert_base data.streaming=true data.batch_size=64 data.num_workers=4 \
+    +trainer.max_time=00:00:01:10 trainer.max_steps=1000000 trainer.log_every_n_steps=20 logger=csv \
     callbacks.progress_bar=null hydra.run.dir="$OUT/train_run" > "$OUT/train.log" 2>&1
 echo "rc=$?" >> "$OUT/train.log"; tail -6 "$OUT/train.log"
 
@@ -81,6 +67,8 @@ $PY - "$OUT" <<'PY'
 import json, sys, pathlib, xml.etree.ElementTree as ET
 out = pathlib.Path(sys.argv[1])
 summary = {"env": json.loads((out / "env.json").read_text() or "{}"), "bench": [], "max_batch": [], "pytest": None}
+ceiling = json.loads((out / "matmul_peak.json").read_text()) if (out / "matmul_peak.json").exists() else {}
+summary["matmul_ceiling_tflops"] = ceiling.get("tflops")
 for name in ("bench", "max_batch"):
     f = out / f"{name}.jsonl"
     if f.exists():
@@ -93,14 +81,25 @@ train_log = (out / "train.log").read_text(errors="replace") if (out / "train.log
 summary["train"] = [line for line in train_log.splitlines() if "tokens/s" in line or line.startswith("rc=")][-2:]
 (out / "summary.json").write_text(json.dumps(summary, indent=2))
 print(f"\n{summary['env'].get('gpu')}  torch {summary['env'].get('torch')}  pytest -m gpu: {summary['pytest']}")
-print(f"{'model':11}{'task':10}{'seq':>5}{'batch':>6}{'attn':>7}{'compile':>8}{'ours tok/s':>12}{'HF tok/s':>11}"
-      f"{'ratio':>7}{'MFU':>7}{'HF MFU':>8}")
+print(f"{'model':11}{'task':10}{'lengths':>8}{'seq':>5}{'batch':>6}{'attn':>7}{'compile':>8}{'ours tok/s':>12}{'HF tok/s':>11}"
+      f"{'ratio':>7}{'MFU':>7}{'HF MFU':>8}{'of meas.':>9}")
 for r in summary["bench"]:
-    print(f"{r['model']:11}{r['task']:10}{r['seq_len']:>5}{r['batch_size']:>6}{r.get('attention', ''):>7}"
+    lengths = ("packed" if r.get("packed_rows") else "20-seq") if r.get("padding_mix") else "full"
+    print(f"{r['model']:11}{r['task']:10}{lengths:>8}{r['seq_len']:>5}{r['batch_size']:>6}{r.get('attention', ''):>7}"
           f"{str(r.get('compile', '')):>8}{r['ours_tokens_per_s']:>12.0f}{r['hf_tokens_per_s']:>11.0f}{r['ratio']:>7.2f}"
-          f"{r['mfu']:>7.1%}{r['hf_mfu']:>8.1%}")
+          f"{r['mfu']:>7.1%}{r['hf_mfu']:>8.1%}"
+          f"{r['mfu'] * r['peak_tflops'] / (summary['matmul_ceiling_tflops'] or float('nan')):>9.1%}")
+print(f"bf16 matmul ceiling measured: {summary['matmul_ceiling_tflops']} TFLOP/s (MFU above is of the datasheet peak; "
+      f"'of meas.' is bert-pl's share of the measured ceiling)")
+for name in ("ours", "hf"):
+    f = out / f"profile_{name}.json"
+    if f.exists():
+        p = json.loads(f.read_text())
+        print(f"profile {name}: {p['kernel_ms_per_step']:.1f} ms of kernels a step;",
+              "; ".join(f"{k['share']:.0%} {k['kernel'][:40]}" for k in p["top"][:5]))
 for r in summary["max_batch"]:
     print("largest batch:", {k: v for k, v in r.items() if k in ("model", "seq_len", "ours", "hf", "largest")} or r)
 print("train.py:", *summary["train"], sep="\n  ")
 PY
-log "done"
+tar czf "$OUT.tgz" -C "$(dirname "$OUT")" "$(basename "$OUT")"
+log "done (everything also in $OUT.tgz)"
