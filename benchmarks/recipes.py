@@ -4,7 +4,9 @@ held-out MLM (and NSP) accuracy curve of each.
     python benchmarks/recipes.py --steps 800 --variants "experiment=cpu_budget" "experiment=cpu_budget_mlm_only"
     python benchmarks/recipes.py --steps 600 --variants "" "model.hidden_dropout_prob=0 model.attention_probs_dropout_prob=0"
 
-A variant is a space-separated list of `train.py` overrides ("" = the defaults, the demo). Steps, not minutes,
+A variant is a space-separated list of `train.py` overrides ("" = the defaults, the demo); one that sets
+`trainer.max_steps=` keeps its own (e.g. `data.batch_size=64 trainer.max_steps=400` against batch 32 at 800: equal
+sequences). Steps, not minutes,
 make the comparison: the learning-rate schedule decays over `--steps` in every variant, and accuracy at a step
 does not depend on what else the machine is doing; tokens/s is recorded too, but compare it only between runs
 made on a quiet machine. Writes `--out` (JSON) and prints a Markdown table; the last stdout line is the JSON
@@ -38,15 +40,18 @@ def main(argv=None):
     results = []
     for i, variant in enumerate(args.variants):
         run_dir = Path(args.work) / f"{time.strftime('%H%M%S')}_{i}"
-        overrides = variant.split() + args.common.split() + [
-            f"trainer.max_steps={args.steps}", "++trainer.max_time=null", f"hydra.run.dir={run_dir}"]
+        overrides = variant.split() + args.common.split()
+        own_steps = next((int(o.split("=", 1)[1]) for o in overrides if o.startswith("trainer.max_steps=")), None)
+        steps = own_steps or args.steps  # a variant may set its own (a larger batch at fewer steps: equal tokens)
+        overrides += [f"trainer.max_steps={steps}"] * (own_steps is None) + [
+            "++trainer.max_time=null", f"hydra.run.dir={run_dir}"]
         t0 = time.time()
         proc = subprocess.run([sys.executable, "train.py"] + overrides, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0:
             print(f"error: train.py {' '.join(overrides)} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
             raise SystemExit(2)
         rate = re.search(r"([\d,]+) tokens/s", proc.stdout)
-        results.append({"variant": variant or "(defaults)", "steps": args.steps, "curve": validation_curve(run_dir),
+        results.append({"variant": variant or "(defaults)", "steps": steps, "curve": validation_curve(run_dir),
                         "tokens_per_s": int(rate.group(1).replace(",", "")) if rate else None,
                         "wall_s": round(time.time() - t0), "run_dir": str(run_dir)})
         last = results[-1]["curve"][-1] if results[-1]["curve"] else {}

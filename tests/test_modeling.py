@@ -217,3 +217,69 @@ def test_varlen_attention_over_packed_rows_equals_unpacked():
 def test_attention_setting_is_checked():
     with pytest.raises(ValueError, match="attention='flash' is not one of auto, sdpa, varlen"):
         small_config(attention="flash")
+
+
+def test_pre_layer_norm_is_layernorm_before_each_sublayer():
+    """layer_norm_position="pre": x + attn(LN(x)), then h + ffn(LN(h)), and one LayerNorm after the last layer,
+    checked against the same computation written out with torch's functional ops on the module's weights."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    cfg = small_config(num_hidden_layers=1, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                       layer_norm_position="pre")
+    m = BertForPreTraining(cfg).eval()
+    for p in m.parameters():  # LayerNorms away from identity, so a misplaced one shows
+        p.data.add_(0.1 * torch.randn_like(p))
+    ids = torch.randint(5, 500, (2, 16))
+    with torch.no_grad():
+        out = m.bert(ids)["sequence_output"]
+        e = m.bert.embeddings(ids, torch.zeros_like(ids))
+        layer = m.bert.encoder.layer[0]
+        ln = lambda mod, x: F.layer_norm(x, (64,), mod.weight, mod.bias, cfg.layer_norm_eps)  # noqa: E731
+        a = ln(layer.attention.output.LayerNorm, e)
+        qkv = [F.linear(a, lin.weight, lin.bias).view(2, 16, 4, 16).transpose(1, 2)
+               for lin in (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value)]
+        ctx = torch.softmax(qkv[0] @ qkv[1].transpose(-1, -2) / 4.0, -1) @ qkv[2]
+        h = e + layer.attention.output.dense(ctx.transpose(1, 2).reshape(2, 16, 64))
+        f = F.gelu(layer.intermediate.dense(ln(layer.output.LayerNorm, h)))
+        ref = ln(m.bert.encoder.LayerNorm, h + layer.output.dense(f))
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "varlen"])
+def test_pre_layer_norm_unpad_equals_padded_and_trains(attention):
+    torch.manual_seed(0)
+    m = BertForPreTraining(small_config(layer_norm_position="pre")).eval()
+    assert "bert.encoder.LayerNorm.weight" in m.state_dict()
+    assert "bert.encoder.LayerNorm.weight" not in BertForPreTraining(small_config()).state_dict()
+    ids, types, mask = batch()
+    with torch.no_grad():
+        ref = m(ids, types, mask)
+        m.config.unpad, m.config.attention = True, attention
+        fast = m(ids, types, mask)
+    real = mask.bool()
+    torch.testing.assert_close(fast["mlm_logits"][real], ref["mlm_logits"][real], atol=1e-5, rtol=1e-5)
+    m.train()
+    loss = m(ids, types, mask, mlm_labels=torch.where(real, ids, -100), next_sentence_label=torch.ones(3).long())
+    loss["loss"].backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="layer_norm_position='middle' is not one of post, pre"):
+        small_config(layer_norm_position="middle")
+
+
+def test_pre_layer_norm_checkpoint_round_trip_and_no_hugging_face_export(tmp_path):
+    from bert_pl.io.checkpoints import Checkpoint, CheckpointError, resolve, save_huggingface, save_ours
+
+    cfg = small_config(layer_norm_position="pre")
+    m = BertForPreTraining(cfg)
+    path = save_ours(Checkpoint(cfg, m.state_dict(), None, "mem", "bert-pl", {"head": "pretraining"}), tmp_path / "p.ckpt")
+    back = resolve(path)
+    assert back.config.layer_norm_position == "pre"
+    restored = BertForPreTraining(back.config)
+    restored.load_state_dict(back.state_dict, strict=False)
+    ids, types, mask = batch()
+    with torch.no_grad():
+        torch.testing.assert_close(restored.eval()(ids, types, mask)["mlm_logits"], m.eval()(ids, types, mask)["mlm_logits"])
+    with pytest.raises(CheckpointError, match="pre-LayerNorm model has no Hugging Face BERT equivalent.*--format onnx"):
+        save_huggingface(back, tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()

@@ -313,7 +313,7 @@ _HF_PROBLEM_TYPES = {"single_label": "single_label_classification", "regression"
 
 
 def hf_config(cfg: BertConfig, head: str, labels=None, problem_type: Optional[str] = None) -> dict:
-    d = {k: v for k, v in cfg.to_dict().items() if k not in BertConfig.FAST_PATH_KEYS}
+    d = {k: v for k, v in cfg.to_dict().items() if k not in (*BertConfig.FAST_PATH_KEYS, "layer_norm_position")}
     d.update(model_type="bert", pad_token_id=0, position_embedding_type="absolute")
     d["architectures"] = [HEADS[head].hf_architecture]
     if HEADS[head].takes_labels and labels is not None:
@@ -330,6 +330,10 @@ def save_huggingface(ckpt: Checkpoint, out_dir) -> Path:
     """A folder that transformers' from_pretrained loads with no missing or unexpected keys, tokenizer included."""
     from safetensors.torch import save_file
 
+    if ckpt.config.layer_norm_position != "post":
+        raise CheckpointError(f"{ckpt.source}: a {ckpt.config.layer_norm_position}-LayerNorm model has no Hugging "
+                              f"Face BERT equivalent (BertModel is post-LN and would load these weights silently "
+                              f"wrong); export it with --format onnx or --format ours instead")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     head = ckpt.head

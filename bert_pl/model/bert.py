@@ -13,6 +13,12 @@ Two optional fast paths, both exact (same numbers as the plain path):
 - masked-LM gather: `BertForPreTraining` takes `mlm_positions` and applies the MLM head to those positions
   only, instead of projecting every token onto the 30k-word vocabulary.
 
+One architecture option beyond Google's: `layer_norm_position="pre"` normalises each sublayer's input instead of
+its output (x + f(LN(x)); Xiong et al. 2020, as in Cramming, Geiping & Goldstein 2022), with one more LayerNorm
+after the last layer (`encoder.LayerNorm`). It trains stably at higher learning rates, which matters for short
+budgets, but Google's and Hugging Face's BERT cannot represent it: such a model exports to ONNX and our own
+checkpoints, not to a Hugging Face folder. The default, "post", is BERT.
+
 Packed rows (several sequences in one row, Krell et al. 2021): `sequence_ids` numbers each row's sequences 1..k
 (0 = padding); attention stays within a sequence, `position_ids` restart at each, and `nsp_positions` says where
 each sequence's [CLS] is. The loss equals that of the same sequences unpacked.
@@ -58,6 +64,7 @@ class BertConfig:
     layer_norm_eps: float = 1e-12
     unpad: bool = False  # fast path: dense layers over real tokens only
     attention: str = "auto"  # with unpad: varlen | sdpa (re-pad for the product) | auto (varlen on CUDA)
+    layer_norm_position: str = "post"  # post (BERT) | pre (LayerNorm before each sublayer + one after the encoder)
 
     FAST_PATH_KEYS = ("unpad", "attention")  # how to compute, not what: kept out of exported (HF) configs
 
@@ -68,6 +75,8 @@ class BertConfig:
             )
         if self.attention not in ("auto", "sdpa", "varlen"):
             raise ValueError(f"attention={self.attention!r} is not one of auto, sdpa, varlen")
+        if self.layer_norm_position not in ("post", "pre"):
+            raise ValueError(f"layer_norm_position={self.layer_norm_position!r} is not one of post, pre")
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act={self.hidden_act!r} is not one of {sorted(ACTIVATIONS)}")
 
@@ -150,16 +159,23 @@ class BertSelfAttention(nn.Module):
 
 
 class BertSelfOutput(nn.Module):
-    """Projection, dropout, residual, post-LN: shared shape of the attention output and the FFN output."""
+    """Projection, dropout, residual, LayerNorm: shared shape of the attention output and the FFN output.
+    Post-LN (BERT) normalises the sum; pre-LN leaves the sum alone and its sublayer normalises the input with this
+    same LayerNorm (`normalize_input`), so both layouts have the same parameters under the same names."""
 
     def __init__(self, config: BertConfig, in_features: int):
         super().__init__()
         self.dense = nn.Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.pre = config.layer_norm_position == "pre"
+
+    def normalize_input(self, x):
+        return self.LayerNorm(x) if self.pre else x
 
     def forward(self, x, residual):
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        x = self.dropout(self.dense(x)) + residual
+        return x if self.pre else self.LayerNorm(x)
 
 
 class BertAttention(nn.Module):
@@ -169,7 +185,7 @@ class BertAttention(nn.Module):
         self.output = BertSelfOutput(config, config.hidden_size)
 
     def forward(self, x, mask, unpad_index=None, batch_shape=None, varlen=None):
-        return self.output(self.self(x, mask, unpad_index, batch_shape, varlen), x)
+        return self.output(self.self(self.output.normalize_input(x), mask, unpad_index, batch_shape, varlen), x)
 
 
 class BertIntermediate(nn.Module):
@@ -191,13 +207,16 @@ class BertLayer(nn.Module):
 
     def forward(self, x, mask, unpad_index=None, batch_shape=None, varlen=None):
         attn = self.attention(x, mask, unpad_index, batch_shape, varlen)
-        return self.output(self.intermediate(attn), attn)
+        return self.output(self.intermediate(self.output.normalize_input(attn)), attn)
 
 
 class BertEncoder(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
+        # pre-LN: the residual stream is never normalised inside the layers, so once at the end
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) \
+            if config.layer_norm_position == "pre" else None
 
 
 class BertPooler(nn.Module):
@@ -328,6 +347,10 @@ class BertModel(nn.Module):
             x = layer(x, mask, unpad_index, batch_shape, varlen)
             if output_hidden_states:
                 hidden_states.append(x)
+        if self.encoder.LayerNorm is not None:
+            x = self.encoder.LayerNorm(x)
+            if output_hidden_states:
+                hidden_states[-1] = x
         if unpad_index is not None:
             x = _pad(x, unpad_index, batch_shape)
             if output_hidden_states:
