@@ -83,3 +83,16 @@ def test_two_phase_experiments_compose():
     assert p1.model.hidden_size == p2.model.hidden_size == 768
     assert p2.data.max_predictions_per_seq == 80 and p2.pretrained == "/phase1/last.ckpt"
     assert p1.data.batch_size * p1.trainer.accumulate_grad_batches * 8 == 65536
+
+
+def test_pretraining_progress_bar_has_no_negative_epoch_total():
+    """Pretraining runs to max_steps with max_epochs=-1: the bar said "Epoch 6/-2"; fine-tuning keeps "Epoch 1/2"."""
+    from types import SimpleNamespace
+
+    cfg = compose_cfg("train", [])
+    assert cfg.trainer.max_epochs == -1
+    bar = instantiate(cfg.callbacks.progress_bar)
+    bar._trainer = SimpleNamespace(max_epochs=cfg.trainer.max_epochs)
+    assert bar._get_train_description(6).strip() == "Epoch 6"
+    bar._trainer = SimpleNamespace(max_epochs=3)
+    assert bar._get_train_description(1).strip() == "Epoch 1/2"
