@@ -50,10 +50,11 @@ def test_truncated_normal_init():
     assert torch.all(m.bert.embeddings.LayerNorm.weight == 1)
 
 
+@pytest.mark.parametrize("layer_norm_position", ["post", "pre"])
 @pytest.mark.parametrize("attention", ["sdpa", "varlen"])
-def test_unpad_equals_padded(attention):
+def test_unpad_equals_padded(attention, layer_norm_position):
     torch.manual_seed(0)
-    m = BertForPreTraining(small_config()).eval()
+    m = BertForPreTraining(small_config(layer_norm_position=layer_norm_position)).eval()
     ids, types, mask = batch()
     with torch.no_grad():
         ref = m(ids, types, mask)
@@ -246,20 +247,13 @@ def test_pre_layer_norm_is_layernorm_before_each_sublayer():
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "varlen"])
-def test_pre_layer_norm_unpad_equals_padded_and_trains(attention):
+def test_pre_layer_norm_trains_and_is_checked():
     torch.manual_seed(0)
-    m = BertForPreTraining(small_config(layer_norm_position="pre")).eval()
+    m = BertForPreTraining(small_config(layer_norm_position="pre", unpad=True))
     assert "bert.encoder.LayerNorm.weight" in m.state_dict()
     assert "bert.encoder.LayerNorm.weight" not in BertForPreTraining(small_config()).state_dict()
     ids, types, mask = batch()
-    with torch.no_grad():
-        ref = m(ids, types, mask)
-        m.config.unpad, m.config.attention = True, attention
-        fast = m(ids, types, mask)
     real = mask.bool()
-    torch.testing.assert_close(fast["mlm_logits"][real], ref["mlm_logits"][real], atol=1e-5, rtol=1e-5)
-    m.train()
     loss = m(ids, types, mask, mlm_labels=torch.where(real, ids, -100), next_sentence_label=torch.ones(3).long())
     loss["loss"].backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters() if p.requires_grad)
