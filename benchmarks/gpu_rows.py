@@ -10,9 +10,8 @@
    for each configuration in ROWS, called in-process so torch and transformers are imported once. A row that fails
    or overruns its alarm is logged and skipped; the others still run.
 3. The largest training batch of each implementation at seq 128 and 512 (bert_base, out-of-memory search).
-4. A kernel profile of one bert_base seq-128 pretraining step of each implementation (torch.profiler; with
-   --only=profile_ft_padded, of the padded fine-tuning step too), so a missed target can be explained by where the
-   time goes.
+4. Kernel profiles (torch.profiler, kernels grouped by kind) of one bert_base seq-128 pretraining step and one
+   padded fine-tuning step of each implementation, so a missed target can be explained by where the time goes.
 Everything lands in OUT_DIR: bench.jsonl, max_batch.jsonl, matmul_peak.json, profile_{ours,hf}.txt, rows.log.
 """
 import gc
