@@ -77,6 +77,8 @@ def parse_args(argv=None):
     p.add_argument("--work", default=str(ROOT / "outputs" / "bench" / "transfer"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "transfer.json"))
     p.add_argument("--extra", nargs="*", default=[], help="more train.py overrides for the pretraining run")
+    p.add_argument("--finetune-extra", nargs="*", default=[],
+                   help="more finetune.py overrides for every fine-tuning run, both inits (e.g. trainer.max_epochs=3)")
     return p.parse_args(argv)
 
 
@@ -185,7 +187,7 @@ def finetune(args, task: str, init: str, checkpoint: Path, seed: int) -> dict:
     cmd = [sys.executable, "finetune.py", f"task={task}", f"pretrained={checkpoint}", f"seed={seed}",
            f"data_dir={args.glue}", f"optimizer.lr={args.lr}", f"hydra.run.dir={out}",
            # the paper's fine-tuning dropout, whatever the pretraining used (cpu_budget pretrains without)
-           "model.hidden_dropout_prob=0.1", "model.attention_probs_dropout_prob=0.1"] + RECIPES[task]
+           "model.hidden_dropout_prob=0.1", "model.attention_probs_dropout_prob=0.1"] + RECIPES[task] + args.finetune_extra
     # reused only if it was run with these settings on this very checkpoint
     settings = cmd[1:] + [str(checkpoint.stat().st_mtime_ns)]
     if not (results.is_file() and same_settings(out, settings)):
@@ -275,7 +277,7 @@ def main(argv=None) -> dict:
     record = {"command": "python benchmarks/transfer.py " + " ".join(sys.argv[1:] if argv is None else argv),
               "cpu": cpu_model(), "pretrained": str(pretrained_ckpt), "pretrain_seconds": round(pretrain_seconds),
               "pretrain_curve": validation_curve(run_dir) if run_dir.is_dir() else [],
-              "finetune_lr": args.lr, "recipes": {t: RECIPES[t] for t in tasks}, "tapt_tasks": tapt,
+              "finetune_lr": args.lr, "recipes": {t: RECIPES[t] + args.finetune_extra for t in tasks}, "tapt_tasks": tapt,
               "corpus": args.corpus, "runs": runs, "table": table, "total_seconds": round(time.time() - t0)}
     Path(args.out).write_text(json.dumps(record, indent=2))
     print(markdown(table))
