@@ -15,9 +15,9 @@ Two optional fast paths, both exact (same numbers as the plain path):
 
 One architecture option beyond Google's: `layer_norm_position="pre"` normalises each sublayer's input instead of
 its output (x + f(LN(x)); Xiong et al. 2020, as in Cramming, Geiping & Goldstein 2022), with one more LayerNorm
-after the last layer (`encoder.LayerNorm`). It trains stably at higher learning rates, which matters for short
-budgets, but Google's and Hugging Face's BERT cannot represent it: such a model exports to ONNX and our own
-checkpoints, not to a Hugging Face folder. The default, "post", is BERT.
+after the last layer (`encoder.LayerNorm`): the usual remedy for post-LN's sensitivity to learning rate and warmup
+(at BERT-Mini on a CPU budget it gained nothing: README). Google's and Hugging Face's BERT cannot represent it, so
+such a model exports to ONNX and our own checkpoints, not to a Hugging Face folder. The default, "post", is BERT.
 
 Packed rows (several sequences in one row, Krell et al. 2021): `sequence_ids` numbers each row's sequences 1..k
 (0 = padding); attention stays within a sequence, `position_ids` restart at each, and `nsp_positions` says where
