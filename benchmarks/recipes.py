@@ -41,10 +41,13 @@ def main(argv=None):
     for i, variant in enumerate(args.variants):
         run_dir = Path(args.work) / f"{time.strftime('%H%M%S')}_{i}"
         overrides = variant.split() + args.common.split()
-        own_steps = next((int(o.split("=", 1)[1]) for o in overrides if o.startswith("trainer.max_steps=")), None)
-        steps = own_steps or args.steps  # a variant may set its own (a larger batch at fewer steps: equal tokens)
-        overrides += [f"trainer.max_steps={steps}"] * (own_steps is None) + [
-            "++trainer.max_time=null", f"hydra.run.dir={run_dir}"]
+        own_steps = [int(o.split("=", 1)[1]) for o in overrides if o.startswith("trainer.max_steps=")]
+        if own_steps:  # a variant may set its own (a larger batch at fewer steps: the same sequences)
+            steps = own_steps[-1]
+        else:
+            steps = args.steps
+            overrides.append(f"trainer.max_steps={steps}")
+        overrides += ["++trainer.max_time=null", f"hydra.run.dir={run_dir}"]
         t0 = time.time()
         proc = subprocess.run([sys.executable, "train.py"] + overrides, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0:

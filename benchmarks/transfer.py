@@ -103,8 +103,6 @@ TAPT_CHUNK = 500  # training examples per file: each file is a document, so the 
 def write_tapt_text(glue: Path, tasks, out_dir: Path) -> None:
     """The training sentences of each task, one per line, labels dropped (never dev or test), in files of
     TAPT_CHUNK examples: one file per task would be one document, and `val_fraction` could hold out a whole task."""
-    import shutil
-
     from bert_pl.tasks.glue import get_task, read_tsv
 
     for name in tasks:

@@ -15,41 +15,15 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bert_pl.extract_features import load_encoder  # noqa: E402
+import bert_pl  # noqa: E402
+from bert_pl.tasks.glue import get_task, read_tsv  # noqa: E402
 
 
 def fail(msg: str):
     raise SystemExit(f"error: {msg}")
-
-
-def read_sst2(path: Path, limit: int):
-    rows = path.read_text(encoding="utf-8").splitlines()[1:]
-    pairs = [r.rsplit("\t", 1) for r in rows if r.strip()]
-    return [p[0] for p in pairs[:limit]], [int(p[1]) for p in pairs[:limit]]
-
-
-@torch.no_grad()
-def features(model, tokenizer, sentences, max_len=64, batch_size=64):
-    tokenizer.enable_truncation(max_len)
-    tokenizer.no_padding()
-    cls, mean = [], []
-    for start in range(0, len(sentences), batch_size):
-        encs = tokenizer.encode_batch(sentences[start:start + batch_size])
-        width = max(len(e.ids) for e in encs)
-        ids = torch.zeros(len(encs), width, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, e in enumerate(encs):
-            ids[i, :len(e.ids)] = torch.tensor(e.ids)
-            mask[i, :len(e.ids)] = 1
-        h = model(ids, torch.zeros_like(ids), mask)["sequence_output"]
-        cls.append(h[:, 0])
-        mean.append((h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True))
-    return torch.cat(cls).numpy(), torch.cat(mean).numpy()
 
 
 def probe(train_x, train_y, dev_x, dev_y) -> float:
@@ -75,15 +49,17 @@ def main(argv=None):
             fail(f"{path} not found: run benchmarks/transfer.py first (or pass its --work)")
     if not (sst2 / "train.tsv").is_file():
         fail(f"{sst2 / 'train.tsv'} not found (the shared data lives at ../shared/data); pass --glue")
-    train_s, train_y = read_sst2(sst2 / "train.tsv", args.train)
-    dev_s, dev_y = read_sst2(sst2 / "dev.tsv", 10 ** 9)
+    task = get_task("sst2")
+    train = read_tsv(sst2 / "train.tsv", task, "train")[:args.train]
+    dev = read_tsv(sst2 / "dev.tsv", task, "dev")
+    train_texts, train_labels = [e.texts[0] for e in train], [e.label for e in train]
+    dev_texts, dev_labels = [e.texts[0] for e in dev], [e.label for e in dev]
     results = {}
     for name, path in ckpts.items():
-        model, tok = load_encoder(str(path))
-        tr_cls, tr_mean = features(model, tok, train_s)
-        dv_cls, dv_mean = features(model, tok, dev_s)
-        results[name] = {"cls": round(probe(tr_cls, train_y, dv_cls, dev_y), 4),
-                         "mean": round(probe(tr_mean, train_y, dv_mean, dev_y), 4)}
+        model = bert_pl.load(path, max_seq_length=64)  # the transfer benchmark's SST-2 length
+        results[name] = {pooling: round(probe(model.embed(train_texts, pooling=pooling), train_labels,
+                                              model.embed(dev_texts, pooling=pooling), dev_labels), 4)
+                         for pooling in ("cls", "mean")}
     print(f"SST-2 dev accuracy of a logistic-regression probe on frozen features ({args.train} training sentences)")
     print("| encoder | [CLS] final hidden state | mean of final hidden states |\n|---|---|---|")
     for name, r in results.items():
