@@ -41,6 +41,41 @@ def _progress(total: int, enabled: bool):
     return progress
 
 
+def _positive_int(name: str, value, nullable: bool = False):
+    """A setting that counts something (batch_size, max_seq_length, top_k): a whole number above 0."""
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise PredictError(f"{name}={value!r}: expected a whole number of at least 1" +
+                           (" (or null for the model's own)" if nullable else ""))
+    return int(value)
+
+
+def _layer_list(layers) -> List[int]:
+    layers = list(layers)
+    if not layers or any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) for x in layers):
+        raise PredictError(f"layers={layers}: give a list of layer numbers, e.g. [-1] or [-1,-2]")
+    return [int(x) for x in layers]
+
+
+def _device(device) -> torch.device:
+    """The device to run on, refused in one line when it does not exist here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PredictError(f"device={device!r}: use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise PredictError(f"device={device}: no CUDA GPU is available here (torch.cuda.is_available() is "
+                               f"False); pass device=cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise PredictError(f"device={device}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                               f"cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise PredictError(f"device={device}: MPS is not available here; pass device=cpu")
+    return dev
+
+
 def _length(feature: dict) -> int:
     """Tokens of a feature (for multiple choice: of its longest choice)."""
     ids = feature["input_ids"]
@@ -57,6 +92,9 @@ class Model:
         from bert_pl.model.bert import BertConfig
         from bert_pl.model.heads import get_head
 
+        device = _device(device)
+        batch_size = _positive_int("batch_size", batch_size)
+        max_seq_length = _positive_int("max_seq_length", max_seq_length, nullable=True)
         if not ckpt.tokenizer_json:
             raise PredictError(f"{ckpt.source} has no vocab.txt/tokenizer.json; put the vocab next to the weights")
         self.source, self.head, self.info = ckpt.source, ckpt.head, dict(ckpt.info)
@@ -138,12 +176,15 @@ class Model:
         return out
 
     # -- predict ------------------------------------------------------------------------------------------------
-    def predict(self, inputs: Iterable, progress: bool = True) -> List[dict]:
-        """One result per input, in order. Classification: a text or a (text_a, text_b) pair per input ->
+    def predict(self, inputs: Union[str, dict, Iterable], progress: bool = True) -> Union[dict, List[dict]]:
+        """One result per input, in order; one text (a str) or one QA/multiple-choice dict is one input and gets
+        one result, not a list. Classification: a text or a (text_a, text_b) pair per input ->
         {"label", "probabilities"} ({"labels", ...} multi-label, {"score"} regression). Span QA: {"question",
         "context"} dicts -> {"answer", "start", "end", "score"} ("" for no answer, v2). Multiple choice:
         {"context", "choices": [...]} dicts -> {"label": the chosen index, "probabilities": [...]}. Token classification: a
         text or a list of words -> {"entities": [{"type", "text", "start", "end"}], "words": [...]}."""
+        if isinstance(inputs, (str, dict)):  # list("Great blender") would be one input per character
+            return self.predict([inputs], progress)[0]
         inputs = list(inputs)
         if not inputs:
             raise PredictError("no inputs to predict")
@@ -271,6 +312,7 @@ class Model:
         if not self.has_mlm_head:
             raise PredictError(f"{self.source} has no masked-LM head (cls.predictions): fill_mask needs a pretraining "
                                f"checkpoint (train.py's, or a Hugging Face BertForPreTraining/BertForMaskedLM folder)")
+        top_k = min(_positive_int("top_k", top_k), len(self.vocab))
         texts = [text] if isinstance(text, str) else list(text)
         mask_id = self.vocab["[MASK]"]
         enc = self._encode(texts)
@@ -293,10 +335,13 @@ class Model:
 
     def embed(self, texts: Union[str, Sequence[str]], layers: Sequence[int] = (-1,), pooling: str = "cls") -> np.ndarray:
         """Sentence vectors (N, H * len(layers)): the [CLS] vector (`cls`) or the mean over tokens (`mean`) of
-        each listed layer (0 = embeddings, -1 = last), concatenated."""
+        each listed layer (0 = embeddings, -1 = last), concatenated. One text (a str) -> one vector (H * len(layers),)."""
+        if isinstance(texts, str):
+            return self.embed([texts], layers, pooling)[0]
         if pooling not in ("cls", "mean"):
             raise PredictError(f"pooling={pooling!r}: use cls or mean")
-        texts = [texts] if isinstance(texts, str) else list(texts)
+        layers = _layer_list(layers)
+        texts = list(texts)
         if not texts:
             raise PredictError("no texts to embed")
         enc = self._encode(texts)
@@ -377,6 +422,10 @@ def load(path, device: Union[str, torch.device] = "cpu", batch_size: int = 64,
     under onnxruntime on CPU)."""
     from bert_pl.io.checkpoints import resolve
 
+    # settings first: a wrong one is reported before a large checkpoint is read
+    _device(device)
+    _positive_int("batch_size", batch_size)
+    _positive_int("max_seq_length", max_seq_length, nullable=True)
     folder = Path(str(path)).expanduser()
     if (folder / "model.onnx").is_file() and (folder / "bert_pl.json").is_file():
         if torch.device(device).type != "cpu":
@@ -388,7 +437,8 @@ def load(path, device: Union[str, torch.device] = "cpu", batch_size: int = 64,
 # -- predict.py -----------------------------------------------------------------------------------------------------
 def read_inputs(cfg, head: str, task_info: Optional[dict] = None):
     """(ids or None, examples) from `text=`, `input=-` (stdin) or a file. Plain text: one example per line, a tab
-    between pair members. csv/tsv/json/jsonl: the text columns (given or found), or question/context for QA.
+    between pair members; a blank line inside the text is kept as None (its output line says it was skipped, so
+    output line N is input line N), blank lines at the end are dropped. csv/tsv/json/jsonl: the text columns (given or found), or question/context for QA.
     Token classification: also JSON lines with "tokens", or CoNLL columns (any other extension). Multiple choice:
     the training data's column layout (`task_info["columns"]`, e.g. SWAG's sent1/sent2/ending0..), else
     context + choices."""
@@ -399,6 +449,8 @@ def read_inputs(cfg, head: str, task_info: Optional[dict] = None):
     from bert_pl.tasks.classification import ID_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, read_rows
 
     if cfg.text is not None:
+        if not str(cfg.text).strip():
+            raise PredictError("text= is empty: pass the text to predict, text=\"...\" (or input=FILE)")
         return None, [_split_line(str(cfg.text), head, "text=")]
     if cfg.input is None:
         raise PredictError("nothing to predict: pass input=FILE (or input=- for stdin) or text=\"...\"")
@@ -408,9 +460,18 @@ def read_inputs(cfg, head: str, task_info: Optional[dict] = None):
     if cfg.input == "-" or suffix in ("", ".txt"):
         lines = sys.stdin.read().splitlines() if cfg.input == "-" else _read_text(Path(cfg.input))
         where = "stdin" if cfg.input == "-" else cfg.input
-        examples = [_split_line(line, head, f"{where}: line {n}") for n, line in enumerate(lines, 1) if line.strip()]
-        if not examples:
+        while lines and not lines[-1].strip():
+            lines.pop()
+        examples = [_split_line(line, head, f"{where}: line {n}") if line.strip() else None
+                    for n, line in enumerate(lines, 1)]
+        if not any(x is not None for x in examples):
             raise PredictError(f"{where}: no input lines")
+        blank = [n for n, x in enumerate(examples, 1) if x is None]
+        if blank:
+            shown = ", ".join(map(str, blank[:5])) + (", ..." if len(blank) > 5 else "")
+            log.warning("%s: %d blank line(s) (line %s) get the output line %s, so that output line N is input "
+                        "line N", where, len(blank), shown, json.dumps(BLANK_LINE_RESULT))
+        return None, examples
         return None, examples
     columns, rows = read_rows(Path(cfg.input))
     if head == "multiple_choice" and not cfg.text_columns:
@@ -509,6 +570,51 @@ def _split_line(line: str, head: str, where: str):
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
+# The output line of a blank input line (predict.py keeps one output line per input line).
+BLANK_LINE_RESULT = {"skipped": "blank line"}
+# Model weights and saved state: never a name for a predictions file.
+_MODEL_SUFFIXES = (".ckpt", ".safetensors", ".bin", ".onnx", ".pt", ".pth", ".h5", ".msgpack", ".pb", ".index",
+                   ".pkl", ".pickle", ".npz", ".npy")
+# Keys of predict.py's output lines: an existing file whose first line has only these may be replaced (a data file
+# has its text fields besides, e.g. {"text", "label"}).
+_RESULT_KEYS = {"id", "label", "labels", "probabilities", "score", "answer", "entities", "words", "masks", "embedding",
+                *BLANK_LINE_RESULT}
+
+
+def check_output(output, input_file=None, model=None) -> None:
+    """Refuse an output= that would destroy something: a model/checkpoint file (by name or inside a checkpoints/
+    folder), the input file or the model (also through a link), a folder, or any existing file that is not an
+    earlier predictions file of predict.py."""
+    import json
+    import os
+
+    if "://" in str(output):
+        return  # a remote location: nothing local to protect
+    out = Path(str(output)).expanduser()
+    fix = "pass a new file, e.g. output=predictions.jsonl"
+    if out.suffix.lower() in _MODEL_SUFFIXES:
+        raise PredictError(f"output={output}: a {out.suffix} file holds model weights, not predictions (JSON lines); "
+                           f"{fix}")
+    if "checkpoints" in out.resolve().parts[:-1]:
+        raise PredictError(f"output={output} is inside a run's checkpoints/ folder; {fix}")
+    if out.is_dir():
+        raise PredictError(f"output={output} is a folder; {fix}")
+    if not out.exists():
+        return
+    for what, other in (("the input file", input_file), ("the model", model)):
+        if other not in (None, "-") and Path(str(other)).expanduser().exists() and                 os.path.samefile(out, Path(str(other)).expanduser()):
+            raise PredictError(f"output={output} is {what} ({other}): predictions never replace it; {fix}")
+    with open(out, "rb") as f:
+        first = f.readline(1 << 16).strip()
+    try:
+        row = json.loads(first.decode("utf-8")) if first else {}
+    except (UnicodeDecodeError, ValueError):
+        row = None
+    if not isinstance(row, dict) or (row and not (set(row) <= _RESULT_KEYS and set(row) - {"id"})):
+        raise PredictError(f"output={output} exists and is not a predictions file of predict.py, so it is not "
+                           f"replaced; {fix} (or delete that file first)")
+
+
 def _check_pairs(model: Model, examples: list) -> None:
     """A pair model gets pairs and a single-text model single texts (line number of the first that differs)."""
     if model.head != "classification" or not examples:
@@ -517,7 +623,7 @@ def _check_pairs(model: Model, examples: list) -> None:
     if want_pairs is None:
         return
     for n, x in enumerate(examples, 1):
-        if isinstance(x, str) == bool(want_pairs):
+        if x is not None and isinstance(x, str) == bool(want_pairs):
             raise PredictError(f"input {n}: the model was fine-tuned on {'pairs' if want_pairs else 'single texts'}; "
                                f"give {'two tab-separated texts' if want_pairs else 'one text'} per line")
 
@@ -528,15 +634,21 @@ def run_predict(cfg) -> list:
     import sys
     from pathlib import Path
 
+    # every setting is checked before the model is read: a refusal costs nothing
+    _positive_int("top_k", cfg.top_k)
+    _layer_list(cfg.layers)
+    if cfg.output:
+        check_output(cfg.output, cfg.input, cfg.model)
     model = load(cfg.model, cfg.device, cfg.batch_size, cfg.max_seq_length)
     mode = cfg.mode
     if mode == "auto":
         mode = "fill_mask" if model.head == "pretraining" else "predict"
     if mode not in ("predict", "fill_mask", "embed"):
         raise PredictError(f"mode={mode!r}: use auto, predict, fill_mask or embed")
-    ids, examples = read_inputs(cfg, model.head if mode == "predict" else "classification", model.task_info)
+    ids, lines = read_inputs(cfg, model.head if mode == "predict" else "classification", model.task_info)
+    examples = [x for x in lines if x is not None]  # blank lines get BLANK_LINE_RESULT in their place below
     if mode == "predict":
-        _check_pairs(model, examples)
+        _check_pairs(model, lines)
         results = model.predict(examples)
     elif mode == "fill_mask":
         texts = [x if isinstance(x, str) else " ".join(x) for x in examples]
@@ -545,18 +657,22 @@ def run_predict(cfg) -> list:
         vectors = model.embed([x if isinstance(x, str) else " ".join(x) for x in examples], list(cfg.layers),
                               cfg.pooling)
         results = [{"embedding": [round(float(v), 6) for v in row]} for row in vectors]
+    if len(examples) < len(lines):
+        found = iter(results)
+        results = [dict(BLANK_LINE_RESULT) if x is None else next(found) for x in lines]
+        examples = lines
     if ids is not None:
         results = [{"id": i, **r} for i, r in zip(ids, results)]
     if cfg.output:
         from bert_pl.io.atomic import atomic_write_text
 
-        out = Path(cfg.output)
+        out = Path(str(cfg.output)).expanduser()
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results))
         print(f"wrote {len(results)} predictions to {out}", file=sys.stderr)
     else:
         for x, r in zip(examples, results):
-            shown = x if isinstance(x, str) else " | ".join(
+            shown = "(blank line)" if x is None else x if isinstance(x, str) else " | ".join(
                 str(v) for v in (x.values() if isinstance(x, dict) else x))
             print(f"{shown[:60]:<62}{json.dumps({k: v for k, v in r.items() if k != 'embedding'}, ensure_ascii=False)}")
     return results

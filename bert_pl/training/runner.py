@@ -393,12 +393,17 @@ def resume_checkpoint(spec, head: str, labels=None, key: str = "ckpt_path") -> s
 
 def key_value_config(defaults_file, argv) -> DictConfig:
     """`key=value` arguments over a YAML file of defaults (for commands that compose nothing, e.g. predict.py):
-    unknown keys and missing required values are one-line errors."""
+    unknown keys, missing required values and values of the wrong type are one-line errors. A setting's type is its
+    default's, or the one declared under `_types` in the defaults file (for settings whose default is null):
+    text (taken exactly as typed), int, float, bool or list (YAML; a single value is a one-item list)."""
+    import yaml
+
     def fail(message: str):
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
 
     defaults = OmegaConf.load(defaults_file)
+    declared = OmegaConf.to_container(defaults.pop("_types")) if "_types" in defaults else {}
     bad = [a for a in argv if "=" not in a]
     if bad:
         fail(f"{bad[0]!r}: arguments are key=value; settings: {', '.join(defaults.keys())}")
@@ -406,15 +411,44 @@ def key_value_config(defaults_file, argv) -> DictConfig:
     unknown = [a.split("=", 1)[0] for a in argv if a.split("=", 1)[0] not in keys]
     if unknown:
         fail(f"unknown setting {unknown[0]!r}; settings: {', '.join(keys)}")
-    # a setting whose default is text or null takes the value exactly as typed (text="Verdict: yes", tabs, [MASK]);
-    # the others (numbers, lists) are read as YAML
-    raw = {k for k in keys if OmegaConf.is_missing(defaults, k) or defaults[k] is None or isinstance(defaults[k], str)}
-    given = OmegaConf.from_dotlist([a for a in argv if a.split("=", 1)[0] not in raw])
+
+    def kind_of(key: str) -> str:
+        if key in declared:
+            return declared[key]
+        value = None if OmegaConf.is_missing(defaults, key) else defaults[key]
+        if value is None or isinstance(value, str):
+            return "text"  # text="Verdict: yes", tabs, [MASK] stay as typed
+        if isinstance(value, bool):
+            return "bool"
+        return {int: "int", float: "float"}.get(type(value), "list")
+
+    given = {}
     for a in argv:
-        key, value = a.split("=", 1)
-        if key in raw:
-            given[key] = value
-    cfg = OmegaConf.merge(defaults, given)
+        key, text = a.split("=", 1)
+        kind = kind_of(key)
+        if kind == "text":
+            given[key] = text
+            continue
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            fail(f"{key}={text!r}: not a valid {kind}")
+        nullable = not OmegaConf.is_missing(defaults, key) and defaults[key] is None
+        if value is None and nullable:  # key=null (or key=) restores a null default
+            given[key] = None
+            continue
+        if kind == "list" and not isinstance(value, list):
+            value = [value]  # text_columns=text means [text]
+        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
+              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+              "bool": isinstance(value, bool),
+              "list": isinstance(value, list)}[kind]
+        if not ok:
+            example = {"int": "a whole number, e.g. 64", "float": "a number, e.g. 0.5", "bool": "true or false",
+                       "list": "a list, e.g. [a,b]"}[kind]
+            fail(f"{key}={text!r}: expected {example}" + (" (or null)" if nullable else ""))
+        given[key] = float(value) if kind == "float" else value
+    cfg = OmegaConf.merge(defaults, OmegaConf.create(given))
     missing = [k for k in cfg.keys() if OmegaConf.is_missing(cfg, k)]
     if missing:
         fail(f"pass {missing[0]}=... ({defaults_file})")
