@@ -578,3 +578,58 @@ def test_cli_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_pretrained, tm
     assert "Traceback" not in res.stdout + res.stderr
     assert not (out / "results.json").exists() and not list(out.glob("predictions_*"))
     assert not (out / "checkpoints").exists()
+
+
+# -- values of the wrong kind, one number spelled several ways, a column named twice --------------------------------
+def test_numbers_lists_or_objects_as_text_name_the_file_row_and_key(tmp_path, minilm_tokenizer, good):
+    train, rows = good
+    for value, kind in ((12345, "a number (12345)"), (["a", "b"], "a list (['a', 'b'])"), ({"x": 1}, "an object")):
+        bad = [dict(r) for r in rows]
+        bad[2]["text"] = value
+        path = tmp_path / "typed.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in bad))
+        assert f"typed.jsonl: row 3: 'text' holds {kind}" in error(minilm_tokenizer, train, path)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([{"text": i, "label": ["neg", "pos"][i % 2]} for i in range(4)]),
+                   str(tmp_path / "ints.parquet"))
+    assert "ints.parquet: row 1: 'text' holds a number (0), not a text" in error(
+        minilm_tokenizer, tmp_path / "ints.parquet", train)
+    listed = [dict(r) for r in rows]
+    listed[1]["label"] = ["pos"]
+    (tmp_path / "listed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in listed))
+    assert "listed.jsonl: row 2: label ['pos'] is a list; a single-label row has one label" in error(
+        minilm_tokenizer, train, tmp_path / "listed.jsonl")
+
+
+def test_spellings_of_one_label_are_one_class_with_a_note(tmp_path, minilm_tokenizer, caplog):
+    labels = ["1", "0", "1.0", " 1", "0", "1", "0 ", "1"]
+    train = write(tmp_path / "train.csv", [{"text": f"row {i}", "label": x} for i, x in enumerate(labels)])
+    dev = write(tmp_path / "dev.csv", [{"text": "a", "label": "1.00"}, {"text": "b", "label": "0"}])
+    task = make_task(minilm_tokenizer, train, dev)
+    task.prepare()
+    assert task.labels == ["0", "1"]
+    assert table(task, "train")[2] == [1, 0, 1, 1, 0, 1, 0, 1] and table(task, "dev")[2] == [1, 0]
+    assert "labels '1' (4 rows), '1.0' (1 rows) are the same number: read as one class '1'" in caplog.text
+    assert "label '1.00' read as the class '1'" in caplog.text
+    # spaces inside a label, and multi-label items
+    words = write(tmp_path / "words.csv", [{"text": f"t{i}", "label": x} for i, x in
+                                           enumerate(["very  good", "bad", " very good", "bad"])])
+    task = make_task(minilm_tokenizer, words, words)
+    task.prepare()
+    assert task.labels == ["bad", "very good"]
+
+
+def test_a_column_named_twice_is_refused(tmp_path, minilm_tokenizer, good):
+    train, _ = good
+    (tmp_path / "twice.csv").write_text("text,label,text\nfirst,pos,second\nthird,neg,fourth\n")
+    assert "twice.csv: the header names column 'text' twice (columns 1 and 3); rename or remove one" in error(
+        minilm_tokenizer, tmp_path / "twice.csv", train)
+    (tmp_path / "twice.tsv").write_text("label\ttext\ttext\npos\ta\tb\n")
+    assert "names column 'text' twice (columns 2 and 3)" in error(minilm_tokenizer, train, tmp_path / "twice.tsv")
+    (tmp_path / "twice.jsonl").write_text('{"text": "a", "label": "pos"}\n{"text": "a", "label": "pos", "text": "b"}\n')
+    assert "twice.jsonl: line 2: key 'text' appears twice in one object; rename or remove one" in error(
+        minilm_tokenizer, train, tmp_path / "twice.jsonl")
+    (tmp_path / "twice.json").write_text('[{"text": "a", "text": "b", "label": "pos"}]')
+    assert "twice.json: key 'text' appears twice" in error(minilm_tokenizer, train, tmp_path / "twice.json")

@@ -9,6 +9,7 @@ Files are read by extension (`.csv`, `.tsv`, `.json` (an array or JSON lines), `
 """
 from __future__ import annotations
 
+import collections
 import csv
 import itertools
 import json
@@ -85,6 +86,7 @@ def _read_delimited(path: Path, delimiter: str):
         f.close()
         raise TaskDataError(f"{path}: line 1: {e}") from None
     header = [h.strip() for h in header]
+    _refuse_repeated_columns(path, header)
 
     def rows():
         with f:
@@ -103,14 +105,59 @@ def _read_delimited(path: Path, delimiter: str):
     return header, rows()
 
 
+def _refuse_repeated_columns(path: Path, names: Sequence[str], where: str = "the header") -> None:
+    """A name given twice would silently read one of the two columns (the last): a one-line error instead."""
+    seen = set()
+    for name in names:
+        if name in seen:
+            places = [i + 1 for i, n in enumerate(names) if n == name]
+            raise TaskDataError(f"{path}: {where} names column {name!r} twice (columns {places[0]} and {places[1]}); "
+                                f"rename or remove one")
+        seen.add(name)
+
+
+def _object_without_repeated_keys(pairs):
+    """json.loads would keep the last of two equal keys without a word."""
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        seen = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {repeated!r} appears twice in one object")
+    return row
+
+
+def text_value(value, column: str) -> str:
+    """A text field of a row: a string (empty when missing). A number, list or object where text is expected is a
+    mistake in the file (`"text": 12345`, `["a", "b"]`), never turned into text; raises ValueError with the reason."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)):
+        kind = "a list"
+    elif isinstance(value, dict):
+        kind = "an object"
+    elif isinstance(value, (bool, np.bool_)):
+        kind = "a boolean"
+    elif isinstance(value, (int, float, np.number)):
+        kind = "a number"
+    else:
+        kind = f"a {type(value).__name__}"
+    shown = str(value if not isinstance(value, np.ndarray) else value.tolist())
+    raise ValueError(f"{column!r} holds {kind} ({shown[:40]}), not a text; write it as a string (\"...\") or point "
+                     f"the text column setting at the text")
+
+
 def _read_json(path: Path):
     with open(path, encoding="utf-8-sig") as f:
         head = f.read(4096).lstrip()
     if head.startswith("["):  # one JSON array of objects
         try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
+            data = json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=_object_without_repeated_keys)
         except json.JSONDecodeError as e:
             raise TaskDataError(f"{path}: not valid JSON ({e})") from None
+        except ValueError as e:
+            raise TaskDataError(f"{path}: {e}; rename or remove one") from None
         items = [(i + 1, r) for i, r in enumerate(data)]
     else:
         items = None
@@ -121,10 +168,12 @@ def _read_json(path: Path):
             for lineno, line in enumerate(f, 1):
                 if line.strip():
                     try:
-                        yield lineno, json.loads(line)
+                        yield lineno, json.loads(line, object_pairs_hook=_object_without_repeated_keys)
                     except json.JSONDecodeError as e:
                         raise TaskDataError(f"{path}: line {lineno}: not valid JSON ({e.msg}); expected one "
                                             f"object per line (JSON lines) or one JSON array") from None
+                    except ValueError as e:
+                        raise TaskDataError(f"{path}: line {lineno}: {e}; rename or remove one") from None
 
     source = iter(items) if items is not None else json_lines()
     first = next(source, None)
@@ -156,6 +205,7 @@ def _read_parquet(path: Path):
                 n += 1
                 yield n, row
 
+    _refuse_repeated_columns(path, pf.schema_arrow.names, "the schema")
     return list(pf.schema_arrow.names), rows()
 
 
@@ -257,6 +307,19 @@ def decode_logits(logits: np.ndarray, labels: List[str], kind: str) -> List[dict
     return rows
 
 
+def _one_spaced(label) -> str:
+    """A class label with its spaces normalised: " pos", "pos " and "pos" are one class."""
+    return " ".join(str(label).split())
+
+
+def _as_number(label: str) -> Optional[float]:
+    try:
+        value = float(label)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) else None
+
+
 def _natural_key(label: str):
     """Integers in numeric order, then everything else alphabetically: ["1", "2", "10", "neg", "pos"]."""
     try:
@@ -309,6 +372,7 @@ class TextClassificationTask(Task):
         self._features: Dict[str, FeatureTable] = {}
         self._pairs: Optional[bool] = None  # whether rows are text pairs (saved for prediction)
         self._hub_label_names: Dict[str, List[str]] = {}
+        self._class_of_spelling: Dict[str, str] = {}  # "1.0" -> "1": spellings of one number read as one class
 
     # -- contract: what the model needs -------------------------------------------------------------------------
     @property
@@ -400,13 +464,35 @@ class TextClassificationTask(Task):
             return value
         if self.kind == "multi_label":
             items = raw if isinstance(raw, (list, tuple)) else str(raw).split(self.label_separator)
-            return sorted({str(x).strip() for x in items if str(x).strip()})
+            return sorted({_one_spaced(x) for x in items if str(x).strip()})
+        if isinstance(raw, (list, tuple, dict, np.ndarray)):
+            raise ValueError(f"label {raw!r} is a {type(raw).__name__}; a single-label row has one label (for "
+                             f"several per row set data.multi_label=true)")
         if isinstance(raw, float) and raw.is_integer():
             raw = int(raw)  # 1.0 in a parquet/JSON column is the class "1"
-        return str(raw).strip()
+        return _one_spaced(raw)
+
+    def _same_class(self, gold):
+        """A label as its class in self.labels: a spelling of the same number ("1.0", "01" for "1") is that class,
+        with a note the first time (merged spellings of the training file were reported when they were found)."""
+        if self.kind == "regression":
+            return gold
+        if isinstance(gold, list):
+            return sorted({self._same_class(g) for g in gold})
+        labels = self.labels
+        if gold in self._class_of_spelling:
+            return self._class_of_spelling[gold]
+        if gold in labels or _as_number(gold) is None:
+            return gold
+        same = [x for x in labels if _as_number(x) == _as_number(gold)]
+        if len(same) == 1:
+            log.warning("label %r read as the class %r (the same number)", gold, same[0])
+            self._class_of_spelling[gold] = same[0]
+            return same[0]
+        return gold
 
     def _labels_from_train(self) -> List[str]:
-        seen = set()
+        seen = collections.Counter()
         columns, rows = self.rows("train")
         if self.label_column not in columns:
             raise TaskDataError(f"{self._describe('train')}: no label column {self.label_column!r}; columns found: "
@@ -422,7 +508,19 @@ class TextClassificationTask(Task):
             seen.update(value if isinstance(value, list) else [value])
         if not seen:
             raise TaskDataError(f"{self._describe('train')}: no usable label in column {self.label_column!r}")
-        return sorted(seen, key=_natural_key)
+        # "1", "1.0" and "01" are one class, named by its most common spelling, never three classes without a word
+        by_number = collections.defaultdict(list)
+        for spelling in seen:
+            if _as_number(spelling) is not None:
+                by_number[_as_number(spelling)].append(spelling)
+        for spellings in by_number.values():
+            if len(spellings) > 1:
+                spellings.sort(key=lambda x: (-seen[x], _natural_key(x)))
+                for other in spellings[1:]:
+                    self._class_of_spelling[other] = spellings[0]
+                log.warning("%s: labels %s are the same number: read as one class %r", self._describe("train"),
+                            ", ".join(f"{x!r} ({seen[x]} rows)" for x in spellings), spellings[0])
+        return sorted({self._class_of_spelling.get(x, x) for x in seen}, key=_natural_key)
 
     def features(self, split: str) -> FeatureTable:
         if split not in self._features:
@@ -458,15 +556,15 @@ class TextClassificationTask(Task):
             if limit and n >= limit:
                 break
             problem, label, gold = None, None, None
-            texts = tuple("" if row.get(c) is None else str(row.get(c)) for c in text_cols)
-            if not texts[0].strip() or (len(texts) == 2 and not texts[1].strip()):
-                problem = f"empty text in column {text_cols[0] if not texts[0].strip() else text_cols[1]!r}"
-            elif labelled:
-                try:
-                    gold = self._label_value(row.get(self.label_column), split)
+            try:
+                texts = tuple(text_value(row.get(c), c) for c in text_cols)
+                if not texts[0].strip() or (len(texts) == 2 and not texts[1].strip()):
+                    raise ValueError(f"empty text in column {text_cols[0] if not texts[0].strip() else text_cols[1]!r}")
+                if labelled:
+                    gold = self._same_class(self._label_value(row.get(self.label_column), split))
                     label = self._encode_label(gold, label_index)
-                except ValueError as e:
-                    problem = str(e)
+            except ValueError as e:
+                problem = str(e)
             if problem:
                 bad.append(f"{where}: row {lineno}: {problem}")
                 if self.on_bad_row == "error":
