@@ -7,10 +7,11 @@ import io
 import logging
 import os
 import posixpath
+import re
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 from fsspec.core import url_to_fs
@@ -68,10 +69,67 @@ def _remote_write(fs, fs_path: str, data: bytes, url) -> None:
                                   ) from e
 
 
+def _write_fault(e: BaseException) -> Optional[OSError]:
+    """The OSError behind a failed write: torch's writer reports a full disk as a RuntimeError ("unexpected pos")
+    raised while handling the OSError, so the cause is looked for along the chain."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno is not None:
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _file_mode() -> int:
+    """The mode a plain `open(path, "w")` gets (0644 under the usual umask 022); mkstemp's own is 0600."""
+    try:
+        with open("/proc/self/status") as f:  # read, not set: os.umask() alone would change it for other threads
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _newest_checkpoint(folder: Path, but: Path) -> Optional[Path]:
+    with contextlib.suppress(OSError):
+        found = [p for p in folder.glob("*.ckpt") if p != but and p.is_file()]
+        return max(found, key=lambda p: p.stat().st_mtime_ns) if found else None
+    return None
+
+
+# `.NAME.XXXXXXXX.tmp`: what atomic_torch_save's mkstemp names its temporary files (8 random characters)
+_TEMPORARY = re.compile(r"\.(?P<name>.+\.ckpt)\.[A-Za-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temporaries(folder) -> List[Path]:
+    """Delete the temporary files that killed checkpoint writes (SIGKILL, power loss) left in `folder`: only our own
+    `.NAME.ckpt.XXXXXXXX.tmp` names, never another file. Called when a run starts or resumes, before it writes."""
+    fs, where = _where(folder)
+    if fs is not None or not os.path.isdir(where):
+        return []
+    removed = []
+    for entry in os.scandir(where):
+        if entry.is_file(follow_symlinks=False) and _TEMPORARY.fullmatch(entry.name):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    if removed:
+        log.info("removed %d unfinished checkpoint write(s) from %s: %s", len(removed), where,
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
 def atomic_torch_save(obj: Any, path) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`: a crash or a full disk at any
-    moment leaves the previous file intact, and no partial file is left behind. Other fsspec URLs (s3://, gs://,
-    memory://, ...) are written through fsspec, atomically where that filesystem allows (see `_remote_write`)."""
+    moment leaves the previous file intact, and no partial file is left behind (a SIGKILL can leave the temporary
+    file: see `remove_stale_temporaries`). The file gets the umask's mode, like any other file the run writes.
+    Other fsspec URLs (s3://, gs://, memory://, ...) are written through fsspec, atomically where that filesystem
+    allows (see `_remote_write`)."""
     fs, where = _where(path)
     if fs is not None:
         buffer = io.BytesIO()
@@ -87,6 +145,7 @@ def atomic_torch_save(obj: Any, path) -> None:
                                            f"choose a writable folder (hydra.run.dir=... or paths.output_dir=...)")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _file_mode())
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
@@ -96,10 +155,19 @@ def atomic_torch_save(obj: Any, path) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        if isinstance(e, OSError):
-            what = "the disk is full" if e.errno == errno.ENOSPC else e.strerror
-            raise CheckpointSaveError(e.errno, f"saving checkpoint {path} failed ({what}); the previous checkpoint "
-                                               f"is intact. Free space or move the output folder, then resume") from e
+        fault = _write_fault(e)
+        if fault is not None:
+            what = "the disk is full" if fault.errno == errno.ENOSPC else fault.strerror
+            newest = path if path.is_file() else _newest_checkpoint(path.parent, path)
+            if newest is None:
+                kept, then = "no checkpoint was written before it", "start the run again"
+            else:
+                resume = path.parent.parent if newest == path and path.parent.name == "checkpoints" else newest
+                kept = "the previous checkpoint is intact" if newest == path else \
+                    f"the newest intact checkpoint is {newest}"
+                then = f"resume with ckpt_path={resume}"
+            raise CheckpointSaveError(fault.errno, f"saving checkpoint {path} failed ({what}); {kept}. Free space or "
+                                                   f"move the output folder, then {then}") from e
         raise
 
 
@@ -145,4 +213,39 @@ def wandb_logger(**kwargs):
         kwargs["offline"] = True
         os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
-    return WandbLogger(**kwargs)
+    import wandb
+
+    if wandb.run is not None:  # left open by a job of this process that failed: this job gets a run of its own
+        wandb.finish(exit_code=1)
+    return WandbLogger(**{**_wandb_job_identity(kwargs.get("job_type")), **{k: v for k, v in kwargs.items()
+                                                                            if v is not None}})
+
+
+def _wandb_job_identity(task_name) -> dict:
+    """A job of a Hydra sweep (-m) is grouped by its sweep folder and named by its overrides; a single run is named
+    by its task (group and name given in the config win)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        hc = HydraConfig.get()
+        swept = _swept_keys(hc)  # the overrides that tell this job from its siblings (all, where not known)
+        own = [o for o in hc.overrides.task if o.split("=", 1)[0].lstrip("+~") in swept] or list(hc.overrides.task)
+        return {"group": Path(hc.sweep.dir).name, "name": " ".join(own) or f"job {hc.job.num}"}
+    return {"name": task_name} if task_name else {}
+
+
+def _swept_keys(hc) -> set:
+    """Keys the sweep varies: its sweeper's params (hparams_search configs) and the command line's sweeps
+    (`key=a,b`, as recorded in the sweep folder's multirun.yaml)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    keys = set((hc.sweeper.get("params") or {}).keys()) if "sweeper" in hc else set()
+    try:
+        recorded = OmegaConf.load(Path(hc.sweep.dir) / "multirun.yaml").hydra.overrides.task
+        keys |= {o.key_or_group for o in OverridesParser.create().parse_overrides(list(recorded))
+                 if o.is_sweep_override()}
+    except Exception:  # noqa: BLE001 (another launcher's layout: the name then lists every override)
+        pass
+    return keys

@@ -22,6 +22,10 @@ class SaveOnPreemption(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGUSR1, self._requested)
+        if trainer.is_global_zero:  # before this run's first save: what a killed one left half-written
+            from bert_pl.io.atomic import remove_stale_temporaries
+
+            remove_stale_temporaries(checkpoint_folder(trainer))
 
     def _requested(self, signum, frame) -> None:
         self.signal_name = signal.Signals(signum).name
@@ -32,15 +36,16 @@ class SaveOnPreemption(Callback):
             asked = trainer.strategy.reduce_boolean_decision(asked, all=False)
         if not asked or self.saved:
             return
-        ckpt_cb = trainer.checkpoint_callback
-        folder = ckpt_cb.dirpath if ckpt_cb is not None and ckpt_cb.dirpath else \
-            f"{trainer.default_root_dir}/checkpoints"
-        path = f"{str(folder).rstrip('/')}/last.ckpt"  # a string: the folder may be an fsspec URL (s3://...)
+        path = f"{checkpoint_folder(trainer)}/last.ckpt"  # a string: the folder may be an fsspec URL (s3://...)
         trainer.save_checkpoint(path)  # the state after this step: resuming continues with the next one
         self.saved = (path, trainer.global_step, self.signal_name or "SIGTERM")
         trainer._signal_connector.received_sigterm = True  # SIGUSR1 too: Lightning stops after logging this step
 
     def on_exception(self, trainer, pl_module, exception) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            if trainer.is_global_zero:
+                print(interrupted_message(trainer), file=sys.stderr, flush=True)
+            return
         if self.saved is None or not isinstance(exception, SystemExit):
             return
         path, step, name = self.saved
@@ -50,6 +55,28 @@ class SaveOnPreemption(Callback):
         if trainer.is_global_zero:
             print(f"stopped by {name} at step {step}: wrote {path}\nresume with: {resume_command(path)}",
                   file=sys.stderr, flush=True)
+
+
+def checkpoint_folder(trainer) -> str:
+    ckpt_cb = trainer.checkpoint_callback
+    folder = ckpt_cb.dirpath if ckpt_cb is not None and ckpt_cb.dirpath else f"{trainer.default_root_dir}/checkpoints"
+    return str(folder).rstrip("/")
+
+
+def interrupted_message(trainer) -> str:
+    """Ctrl-C (KeyboardInterrupt) stops at once, mid-step, so nothing is saved then; the newest checkpoint already
+    written (whole: writes are atomic) is what resumes. Lightning exits with 1 after this."""
+    folder = Path(checkpoint_folder(trainer))
+    found = [p for p in folder.glob("*.ckpt") if p.is_file()] if "://" not in str(folder) else []
+    head = f"interrupted (Ctrl-C) at step {trainer.global_step}"
+    if not found:
+        return f"{head}; no checkpoint was written yet, so there is nothing to resume"
+    last = folder / "last.ckpt"  # the newest full state; a run folder resumes it
+    if last.is_file():
+        return f"{head}; the newest checkpoint is {last}\nresume with: " \
+               f"{resume_command(folder.parent if folder.name == 'checkpoints' else last)}"
+    newest = max(found, key=lambda p: p.stat().st_mtime_ns)
+    return f"{head}; the newest checkpoint is {newest}\nresume with: {resume_command(newest)}"
 
 
 def resume_command(ckpt) -> str:
