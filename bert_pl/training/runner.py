@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -86,7 +87,8 @@ for _name, _fn in (("project_root", lambda: str(PROJECT_ROOT)), ("run_dir", run_
 
 def entry_point(fn):
     """Wrap a Hydra task function: bad input ends in one line on stderr and exit code 2, never a deep stack trace
-    (BERT_PL_TRACEBACK=1 shows it). Missing files and permissions count as bad input too."""
+    (BERT_PL_TRACEBACK=1 shows it). Missing files and permissions count as bad input too, and so do faults of the
+    machine the user can fix: a full or read-only disk, and running out of memory (with the settings to lower)."""
     from hydra.errors import InstantiationException
     from omegaconf.errors import MissingMandatoryValue
 
@@ -97,20 +99,71 @@ def entry_point(fn):
         one_console_log()
         try:
             return fn(cfg)
-        except (*user, InstantiationException) as e:
-            if isinstance(e, InstantiationException):  # raised while Hydra built a `_target_`: report the cause
-                if not isinstance(e.__cause__, user):
-                    raise
-                e = e.__cause__
+        except KeyboardInterrupt:  # Ctrl-C outside training (within it Lightning stops; SaveOnPreemption says more)
             if os.environ.get("BERT_PL_TRACEBACK"):
                 raise
             _remove_if_empty_run()
-            message = str(e).splitlines()[0] if isinstance(e, MissingMandatoryValue) else str(e)
-            hint = f" (pass {e.full_key}=...)" if isinstance(e, MissingMandatoryValue) else ""
-            print(f"error: {message}{hint}", file=sys.stderr)
+            print("interrupted (Ctrl-C)", file=sys.stderr)
+            sys.exit(130)
+        except Exception as e:  # noqa: BLE001 (only the faults named below are reported in one line)
+            cause = e.__cause__ if isinstance(e, InstantiationException) else e  # Hydra building a `_target_`
+            message = _one_line(cause, user, cfg)
+            if message is None or os.environ.get("BERT_PL_TRACEBACK"):
+                raise
+            _remove_if_empty_run()
+            print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper
+
+
+def _one_line(e: BaseException, user, cfg: DictConfig) -> Optional[str]:
+    """What entry_point prints for `e`, or None for a fault that is not the user's to fix (a bug: full traceback)."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    if isinstance(e, MissingMandatoryValue):
+        return f"{str(e).splitlines()[0]} (pass {e.full_key}=...)"
+    if isinstance(e, UserError) and isinstance(e, OSError) and e.strerror:
+        return e.strerror  # not OSError's "[Errno 28] ..." prefix
+    if isinstance(e, user):
+        return str(e)
+    disk = _disk_fault(e)
+    if disk is not None:
+        where = f"{disk.filename}: " if disk.filename else ""
+        if disk.errno in (errno.ENOSPC, errno.EDQUOT):
+            return (f"{where}the disk is full ({disk.strerror}); free space or write elsewhere (paths.log_dir=..., "
+                    f"hydra.run.dir=..., data.cache_dir=...), then resume the run with ckpt_path=<its run folder>")
+        return (f"{where}cannot write here ({disk.strerror}); choose a writable folder (paths.log_dir=..., "
+                f"hydra.run.dir=..., data.cache_dir=...)")
+    if _out_of_memory(e):
+        data = cfg.get("data") or {}
+        batch = data.get("batch_size")
+        now = f"={batch}" if batch is not None else ""
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        return (f"out of memory ({first}); lower data.batch_size{now} (raise trainer.accumulate_grad_batches to keep "
+                f"the same effective batch), or data.max_seq_length, or use a smaller model")
+    return None
+
+
+def _disk_fault(e: BaseException) -> Optional[OSError]:
+    """A full or read-only disk anywhere along the exception's chain (torch's writer, for one, wraps the OSError)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or the CPU allocator's RuntimeError ("DefaultCPUAllocator: can't allocate memory")."""
+    import torch
+
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and ("out of memory" in text.lower() or "can't allocate memory" in text)
 
 
 def _remove_if_empty_run() -> None:
