@@ -28,8 +28,8 @@ def test_every_sweep_registers_the_summary_and_it_prints_once(tmp_path, capsys):
     plain = compose_cfg("finetune", ["pretrained=/x"])
     grid = compose_cfg("finetune", ["pretrained=/x", "hparams_search=glue_grid"])
     assert plain.hydra.callbacks.sweep_summary._target_ == "bert_pl.tasks.sweep.SweepSummary"
-    assert {c._target_ for c in grid.hydra.callbacks.values()} == {"bert_pl.tasks.sweep.SweepSummary"}
-    assert len(grid.hydra.callbacks) == 2  # glue_grid's own `summary` and finetune.yaml's `sweep_summary`
+    summaries = [c for c in grid.hydra.callbacks.values() if c._target_ == "bert_pl.tasks.sweep.SweepSummary"]
+    assert len(summaries) == 2  # glue_grid's own `summary` and finetune.yaml's `sweep_summary`
     for job, value in (("0", 0.5), ("1", 0.75)):
         (tmp_path / job).mkdir()
         best = {"metric": "f1", "value": value, "epoch": 0}

@@ -1,13 +1,13 @@
 """The pretraining LightningModule: masked LM + next-sentence prediction, with accuracy metrics."""
 from __future__ import annotations
 
-import time
 from typing import Callable, Optional
 
 import lightning as L
 import torch
 
 from bert_pl.training.module import BertModule
+from bert_pl.training.monitor import TokenClock, TrainingMonitor
 
 
 class PretrainingModule(BertModule):
@@ -61,20 +61,26 @@ class PretrainingModule(BertModule):
 
 class RunSummary(L.Callback):
     """What `train.py` prints at the end: steps, real tokens per second, validation MLM accuracy from the first
-    validation to the last, NSP accuracy."""
+    validation to the last, NSP accuracy. Tokens/s is the run's TrainingMonitor measurement (the same numbers as
+    its logged perf/tokens_per_s); without that callback, the same clock runs here."""
 
     def __init__(self):
-        self.tokens, self.seconds, self.validations = 0, 0.0, []
-        self._t0 = None
+        self.validations = []
+        self.clock = TokenClock()
+        self._own_clock = True
+
+    def setup(self, trainer, pl_module, stage):
+        monitor = next((c for c in trainer.callbacks if isinstance(c, TrainingMonitor)), None)
+        if monitor is not None:
+            self.clock, self._own_clock = monitor.clock, False
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._t0 = time.perf_counter()
+        if self._own_clock:
+            self.clock.start()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        real = batch["sequence_ids"] > 0 if "sequence_ids" in batch else batch["attention_mask"].bool()
-        self.tokens += int(real.sum())
-        if self._t0 is not None:
-            self.seconds += time.perf_counter() - self._t0
+        if self._own_clock:
+            self.clock.stop(batch)
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking:
@@ -85,8 +91,8 @@ class RunSummary(L.Callback):
                                     if f"val/{k}" in m}})
 
     def text(self, steps: int, first_validation: Optional[int] = None, accumulate: int = 1) -> str:
-        rate = f"{self.tokens / self.seconds:,.0f} tokens/s" if self.seconds else "no training steps"
-        lines = [f"{steps} steps, {self.tokens:,} tokens, {rate} (training steps only)"]
+        rate = f"{self.clock.rate():,.0f} tokens/s" if self.clock.seconds else "no training steps"
+        lines = [f"{steps} steps, {self.clock.tokens:,} tokens, {rate} (training steps only)"]
         if self.validations:
             first, last = self.validations[0], self.validations[-1]
             lines.append(f"validation MLM accuracy {first['mlm_acc']} (step {first['step']}) -> {last['mlm_acc']} "

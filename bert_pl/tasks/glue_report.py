@@ -4,12 +4,13 @@ and one zip of the best runs' test predictions for the GLUE server.
     python finetune.py -m experiment=glue_all pretrained=PATH data_dir=glue_data   # writes it as jobs finish
     python -m bert_pl.tasks.glue_report SWEEP_DIR                                 # rebuilds it from a sweep folder
 
-Writes SWEEP_DIR/glue_report.md, glue_report.json and glue_submission.zip.
+Writes SWEEP_DIR/glue_report.md, glue_report.json, glue_report.png (a chart of the table) and glue_submission.zip.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import sys
@@ -24,7 +25,10 @@ from omegaconf import DictConfig
 
 from bert_pl.io.atomic import atomic_write_text
 
+log = logging.getLogger("bert_pl")
+
 REPORT_MD, REPORT_JSON, SUBMISSION_ZIP = "glue_report.md", "glue_report.json", "glue_submission.zip"
+REPORT_PNG = "glue_report.png"
 
 # In Table 1's column order.
 TASKS = ["mnli", "qqp", "qnli", "sst2", "cola", "stsb", "mrpc", "rte", "wnli"]
@@ -224,6 +228,8 @@ def render_markdown(report: dict) -> str:
     header = ["MNLI-(m/mm)"] + [c for c, *_ in COLUMNS[2:]] + ["Average"]
     row = [f"{_fmt(t['MNLI-m'])}/{_fmt(t['MNLI-mm'])}"] + [_fmt(t[c]) for c, *_ in COLUMNS[2:]] + [_fmt(t["Average"])]
     lines += _md_table(header, [row])
+    if report.get("chart"):
+        lines += ["", f"![GLUE dev scores]({report['chart']})"]
     avg = report["average"]
     lines += ["", f"Average: {AVERAGE_RULE}."]
     if avg["partial"]:
@@ -290,12 +296,26 @@ def write_zip(files: Sequence[Tuple[str, Path]], path: Path) -> None:
         raise
 
 
+def write_chart(report: dict, out: Path) -> Optional[str]:
+    """The table as a bar chart (its file name, for the markdown), or None with one warning: a picture is never
+    worth a missing report."""
+    try:
+        from bert_pl.training.plots import glue_chart
+
+        glue_chart(report["table"], out, title=f"GLUE dev scores (%) of each task's best run: {out.parent.name}")
+    except Exception as e:  # noqa: BLE001
+        log.warning("%s was not drawn (%s: %s)", out.name, type(e).__name__, e)
+        return None
+    return out.name
+
+
 def write_report(sweep_dir: Path) -> Tuple[dict, str]:
     """Build the report of `sweep_dir` and write its three files there; returns (report, markdown)."""
     sweep_dir = Path(sweep_dir)
     report = build_report(sweep_dir)
     files = [(name, Path(src)) for name, src in report["submission"]["sources"].items()]
     write_zip(files, sweep_dir / SUBMISSION_ZIP)
+    report["chart"] = write_chart(report, sweep_dir / REPORT_PNG)
     markdown = render_markdown(report)
     atomic_write_text(sweep_dir / REPORT_JSON, json.dumps(report, indent=2) + "\n")
     atomic_write_text(sweep_dir / REPORT_MD, markdown)
@@ -314,7 +334,8 @@ class GlueReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         _, markdown = write_report(sweep_dir)
         print(markdown)
-        print(f"GLUE report: {sweep_dir / REPORT_MD}, {sweep_dir / REPORT_JSON}, {sweep_dir / SUBMISSION_ZIP}")
+        print(f"GLUE report: {sweep_dir / REPORT_MD}, {sweep_dir / REPORT_JSON}, {sweep_dir / REPORT_PNG}, "
+              f"{sweep_dir / SUBMISSION_ZIP}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -327,7 +348,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"{args.sweep_dir} is not a folder")
     report, markdown = write_report(args.sweep_dir)
     print(markdown)
-    print(f"wrote {args.sweep_dir / REPORT_MD}, {args.sweep_dir / REPORT_JSON}, {args.sweep_dir / SUBMISSION_ZIP}")
+    print(f"wrote {args.sweep_dir / REPORT_MD}, {args.sweep_dir / REPORT_JSON}, {args.sweep_dir / REPORT_PNG}, "
+          f"{args.sweep_dir / SUBMISSION_ZIP}")
     return 0 if any(e["status"] == "ok" for e in report["tasks"].values()) else 1
 
 

@@ -38,10 +38,12 @@ class FinetuneModule(BertModule):
 
     def training_step(self, batch, batch_idx):
         loss = self(batch)["loss"]
-        self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        size = batch["input_ids"].shape[0]
+        self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=size)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=size)
         return self.check_finite(loss)
 
-    def _collect(self, batch, key) -> None:
+    def _collect(self, batch, key) -> dict:
         """Keep the head's outputs and the batch's `*_index` keys (which row/feature each output belongs to)."""
         out = self(batch)
         store = self._outputs.setdefault(key, {})
@@ -49,12 +51,17 @@ class FinetuneModule(BertModule):
         fields.update({name: value for name, value in batch.items() if name.endswith("_index")})
         for name, value in fields.items():
             store.setdefault(name, []).append(value.cpu())
+        return out
 
     def gathered(self, key) -> dict:
         return get_head(self.head).gather(self._outputs.pop(key, {}))
 
     def validation_step(self, batch, batch_idx, dataloader_idx: int = 0):
-        self._collect(batch, dataloader_idx)
+        out = self._collect(batch, dataloader_idx)
+        if out.get("loss") is not None and not self.trainer.sanity_checking:  # heads whose dev data has labels
+            split = self.trainer.datamodule.eval_splits[dataloader_idx]
+            self.log(f"val/{split}/loss", out["loss"], on_step=False, on_epoch=True, add_dataloader_idx=False,
+                     batch_size=batch["input_ids"].shape[0])
 
     def on_validation_epoch_end(self):
         dm = self.trainer.datamodule

@@ -1,10 +1,12 @@
-"""End-of-sweep summary for Hydra multirun: one row per run with its best dev metric, printed and saved.
+"""End-of-sweep summary for Hydra multirun: one row per run with its best dev metric, printed and saved
+(summary.txt, summary.json) and drawn (summary.png).
 
 conf/finetune.yaml registers it for every `python finetune.py -m ...`; an hparams_search config (or the command
 line) may register it again under another name, and the sweep still ends with one table."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, List
 
@@ -12,6 +14,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from bert_pl.io.atomic import atomic_write_text
+
+log = logging.getLogger("bert_pl")
 
 
 def collect(sweep_dir: Path) -> List[dict]:
@@ -58,3 +62,15 @@ class SweepSummary(Callback):
         print(table)
         atomic_write_text(sweep_dir / "summary.txt", table + "\n")
         atomic_write_text(sweep_dir / "summary.json", json.dumps(rows, indent=2))
+        write_plot(rows, sweep_dir / "summary.png")
+
+
+def write_plot(rows: List[dict], out: Path) -> None:
+    """summary.png: each job's best dev value. A picture is never worth a failed sweep: a problem is one warning."""
+    try:
+        from bert_pl.training.plots import sweep_summary
+
+        if sweep_summary(rows, out, title=f"{out.parent}: best dev value per job (outlined: the best of its task)"):
+            print(f"sweep plot: {out}")
+    except Exception as e:  # noqa: BLE001
+        log.warning("summary.png was not drawn (%s: %s)", type(e).__name__, e)

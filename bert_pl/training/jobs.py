@@ -41,6 +41,9 @@ def pretrain(cfg: DictConfig):
     module.tokenizer_json = tokenizer.to_str()
     runner.pin_ddp_children(cfg.paths.output_dir)
     trainer = runner.build_trainer(cfg)
+    from bert_pl.training import monitor
+
+    monitor.log_config(trainer, cfg)  # each job its own run in every logger, with its config
     summary = RunSummary()
     trainer.callbacks.append(summary)
     if trainer.is_global_zero:
@@ -60,6 +63,7 @@ def pretrain(cfg: DictConfig):
                   f"pretrained={cfg.paths.output_dir}")
         else:
             print("no checkpoint was written (no training step ran, or checkpointing is off)")
+    monitor.end_job(trainer, cfg)  # summary, curves.png, W&B run closed
     return trainer.callback_metrics.get("val/mlm_acc")
 
 
@@ -94,6 +98,9 @@ def finetune(cfg: DictConfig, overrides=()):
                          optimizer=instantiate(cfg.optimizer), pretrained=pretrained)
     runner.pin_ddp_children(cfg.paths.output_dir)
     trainer = runner.build_trainer(cfg)
+    from bert_pl.training import monitor
+
+    monitor.log_config(trainer, cfg)  # each job its own run in every logger, with its config
     start = time.time()
     with runner.distributed_job():
         if cfg.train:
@@ -102,6 +109,7 @@ def finetune(cfg: DictConfig, overrides=()):
             return None
         results = finish(trainer, module, task, cfg, Path(cfg.paths.output_dir), time.time() - start,
                          overrides, pretrained)
+    monitor.end_job(trainer, cfg, results)  # summary, curves.png, W&B run closed
     if results["degenerate"]:
         print(f"WARNING: the model looks untrained ({results['degenerate_reason']}); results.json says "
               f"\"degenerate\": true")
