@@ -159,6 +159,21 @@ def test_mismatched_answer_start_is_counted_not_fatal(caplog):
     assert "skipped 2 training question(s)" in caplog.text
 
 
+def test_dev_answers_missing_from_their_context_are_counted_with_ids(caplog, dev_articles):
+    arts = [{"title": "t", "paragraphs": [{"context": "The cat sat on the mat.", "qas": [
+        {"id": "ok", "question": "Who?", "answers": [{"text": "the Cat", "answer_start": 0}]},
+        {"id": "gone", "question": "Who?", "answers": [{"text": "dog", "answer_start": 4}, {"text": "a bird"}]},
+        {"id": "unasked", "question": "Who?", "answers": []}]}]}]
+    with caplog.at_level("WARNING"):
+        ex = examples_from_articles(arts, False, False, "dev.json")
+    assert [e.qas_id for e in ex] == ["ok", "gone", "unasked"]  # kept: the official score counts them
+    assert "dev.json: 1 of 3 question(s) have no answer that occurs in their context (ids gone)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        examples_from_articles(dev_articles, False, False, "dev-v1.1.json")
+    assert "no answer that occurs" not in caplog.text
+
+
 def test_malformed_json(tmp_path):
     bad = tmp_path / "train-v1.1.json"
     bad.write_text('{"data": [ {"title": ')

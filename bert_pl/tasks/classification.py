@@ -86,7 +86,7 @@ def _read_delimited(path: Path, delimiter: str):
         f.close()
         raise TaskDataError(f"{path}: line 1: {e}") from None
     header = [h.strip() for h in header]
-    _refuse_repeated_columns(path, header)
+    refuse_repeated_columns(path, header)
 
     def rows():
         with f:
@@ -105,7 +105,7 @@ def _read_delimited(path: Path, delimiter: str):
     return header, rows()
 
 
-def _refuse_repeated_columns(path: Path, names: Sequence[str], where: str = "the header") -> None:
+def refuse_repeated_columns(path: Path, names: Sequence[str], where: str = "the header") -> None:
     """A name given twice would silently read one of the two columns (the last): a one-line error instead."""
     seen = set()
     for name in names:
@@ -205,7 +205,7 @@ def _read_parquet(path: Path):
                 n += 1
                 yield n, row
 
-    _refuse_repeated_columns(path, pf.schema_arrow.names, "the schema")
+    refuse_repeated_columns(path, pf.schema_arrow.names, "the schema")
     return list(pf.schema_arrow.names), rows()
 
 

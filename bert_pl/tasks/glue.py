@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Tuple
 
 from bert_pl.io.atomic import atomic_write_text
 from bert_pl.tasks.base import TaskDataError
-from bert_pl.tasks.classification import TextClassificationTask
+from bert_pl.tasks.classification import TextClassificationTask, refuse_repeated_columns
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ def read_tsv(path: Path, task: GlueTask, kind: str, on_bad_row: str = "skip") ->
         width, start = None, 0
     else:
         header = lines[0].rstrip("\r").split("\t")
+        refuse_repeated_columns(path, header)
         need = list(task.text_columns) + ([task.label_column] if labelled else [])
         missing = [c for c in need if c not in header]
         if missing:

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from bert_pl.tasks.base import PaddingCollator, Task, TaskDataError, softmax, with_row_ids, write_jsonl_predictions
-from bert_pl.tasks.classification import CHUNK, ID_COLUMN_CANDIDATES, hub_has_split, read_hub_rows, read_rows
+from bert_pl.tasks.classification import (CHUNK, ID_COLUMN_CANDIDATES, hub_has_split, read_hub_rows, read_rows,
+                                          text_value)
 from bert_pl.tasks.metrics import accuracy, learning_check
 
 log = logging.getLogger(__name__)
@@ -242,12 +243,12 @@ class MultipleChoiceTask(Task):
 
     def _parse(self, row: dict, layout: dict, kind: str) -> Tuple[str, List[str], Optional[int]]:
         """(context, choices, gold index or None) of one row; raises ValueError with the reason."""
-        context = _text(row.get(self.context_column))
+        context = text_value(row.get(self.context_column), self.context_column)
         if not context.strip():
             raise ValueError(f"empty context in column {self.context_column!r}")
         spec = layout["choices"]
         if isinstance(spec, list):
-            endings, names = [_text(row.get(c)) for c in spec], [f"column {c!r}" for c in spec]
+            endings, names = [text_value(row.get(c), c) for c in spec], [f"column {c!r}" for c in spec]
         else:
             endings = _as_list(row.get(spec), spec)
             names = [f"choice {j} of column {spec!r}" for j in range(len(endings))]
@@ -260,7 +261,8 @@ class MultipleChoiceTask(Task):
         if self.num_choices is not None and k != self.num_choices:
             raise ValueError(f"{k} choices, but the rows before have {self.num_choices} (first: {self._k_first}); "
                              f"every row needs the same number of choices")
-        prefix = _text(row.get(self.choice_prefix_column)).strip() if self.choice_prefix_column else ""
+        prefix = text_value(row.get(self.choice_prefix_column), self.choice_prefix_column).strip() \
+            if self.choice_prefix_column else ""
         choices = [f"{prefix} {e.strip()}" if prefix else e for e in endings]
         gold = None
         if layout["labelled"]:
@@ -425,10 +427,6 @@ class SwagTask(MultipleChoiceTask):
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
-def _text(value) -> str:
-    return "" if value is None else str(value)
-
-
 def _numbered_columns(columns: List[str]) -> Optional[List[str]]:
     """ending0, ending1, ... (or choice/option, from 0 or 1), when at least two are there, in number order."""
     for prefix in CHOICE_COLUMN_PREFIXES:
@@ -454,9 +452,7 @@ def _as_list(value, column: str) -> List[str]:
     if not isinstance(value, (list, tuple)):
         raise ValueError(f"column {column!r} holds {type(value).__name__} {str(value)[:40]!r}, not a list of choices "
                          f"(in a csv/tsv file: a JSON array such as [\"first\", \"second\"])")
-    if any(isinstance(v, (list, tuple, dict)) for v in value):
-        raise ValueError(f"column {column!r}: every choice must be a text")
-    return [_text(v) for v in value]
+    return [text_value(v, f"{column}[{j}]") for j, v in enumerate(value)]
 
 
 def _label(raw, k: int, unknown_ok: bool) -> Optional[int]:

@@ -59,18 +59,27 @@ def split_words(context: str):
 def examples_from_articles(articles: List[dict], is_training: bool, version_2: bool, source: str = "") \
         -> List[SquadExample]:
     """SQuAD JSON `data` -> examples. Training answers whose text is not at answer_start are counted and
-    skipped (as run_squad.py does), never a crash."""
-    examples, mismatched = [], []
+    skipped (as run_squad.py does), never a crash. Evaluation questions none of whose answers occur in their context
+    (compared as the metric compares: normalised) are kept, since the official score counts them, with a warning:
+    they score 0 whatever the model predicts."""
+    examples, mismatched, absent = [], [], []
     for a, article in enumerate(articles):
         where = f"{source or 'SQuAD'}: article {a}"
         for p, paragraph in enumerate(_field(article, "paragraphs", list, where)):
-            doc_tokens, char_to_word = split_words(_field(paragraph, "context", str, f"{where}, paragraph {p}"))
+            context = _field(paragraph, "context", str, f"{where}, paragraph {p}")
+            doc_tokens, char_to_word = split_words(context)
+            normalised_context = None
             for q, qa in enumerate(_field(paragraph, "qas", list, f"{where}, paragraph {p}")):
                 at = f"{where}, paragraph {p}, question {qa.get('id', q) if isinstance(qa, dict) else q}"
                 impossible = bool(qa.get("is_impossible", False)) if version_2 else False
                 answers = [_field(x, "text", str, f"{at}, answer") for x in _field(qa, "answers", list, at, [])]
                 ex = SquadExample(_field(qa, "id", str, at), _field(qa, "question", str, at), doc_tokens,
                                   is_impossible=impossible, answers=answers)
+                if not is_training and answers and not impossible:
+                    if normalised_context is None:
+                        normalised_context = squad_metrics.normalize_answer(context)
+                    if not any(squad_metrics.normalize_answer(x) in normalised_context for x in answers):
+                        absent.append(ex.qas_id)
                 if is_training and not impossible:
                     if not qa.get("answers"):
                         mismatched.append(f"{qa['id']}: no answer")
@@ -92,6 +101,10 @@ def examples_from_articles(articles: List[dict], is_training: bool, version_2: b
     if mismatched:
         log.warning("%s: skipped %d training question(s) whose answer text does not match answer_start, e.g. %s",
                     source, len(mismatched), "; ".join(mismatched[:3]))
+    if absent:
+        log.warning("%s: %d of %d question(s) have no answer that occurs in their context (ids %s): they score EM/F1 0 "
+                    "whatever the model predicts; check the file's answers", source or "SQuAD", len(absent),
+                    len(examples), ", ".join(absent[:5]) + (", ..." if len(absent) > 5 else ""))
     return examples
 
 
