@@ -131,6 +131,22 @@ def test_report_files_agree_and_zip_holds_the_best_runs_files(sweep, capsys):
             expected = (sweep / BEST_JOBS[task_of[name]] / "submission" / name).read_bytes()
             assert z.read(name) == expected, name
     assert not list(sweep.glob(".*.tmp"))
+    chart = sweep / "glue_report.png"
+    assert chart.read_bytes()[:4] == b"\x89PNG" and "![GLUE dev scores](glue_report.png)" in md
+
+
+def test_a_chart_that_fails_is_one_warning_and_the_report_is_still_written(sweep, monkeypatch, caplog):
+    from bert_pl.training import plots
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(plots, "glue_chart", broken)
+    assert gr.main([str(sweep)]) == 0
+    assert (sweep / "glue_report.md").is_file() and not (sweep / "glue_report.png").exists()
+    assert "glue_report.png" not in (sweep / "glue_report.md").read_text()
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "glue_report.png was not drawn (RuntimeError: no fonts)"]
 
 
 def test_callback_and_degenerate_sweeps(sweep, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Sweeps: every `finetune.py -m` ends with one summary table; the optional Optuna sweeper and SLURM launcher
 (requirements-sweeps.txt) compose from the real configs, an Optuna study runs end to end, and the SLURM launcher
 writes a one-GPU job script (for a stand-in sbatch)."""
+import csv
 import json
 import os
 
@@ -15,13 +16,68 @@ HEADER = f"{'job':>4}  {'best':>8}  {'epoch':>5}  overrides"  # the summary tabl
 TINY_RUN = ["task=mrpc", "data.limit_train_examples=32", "data.limit_eval_examples=32", "trainer.max_epochs=1"]
 
 
-def test_plain_sweep_prints_the_summary_once(tiny_pretrained, tmp_path):
+def wandb_records(path):
+    """The records of an offline W&B run file (run-ID.wandb): a 7-byte header, then a LevelDB-style log of
+    protobuf records in 32 KiB blocks."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data, pos, block, pieces = path.read_bytes(), 7, 32768, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        pieces += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a whole record, or the last piece of one
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pieces)
+            pieces = b""
+            yield record
+
+
+def wandb_run(job_dir):
+    """(name, group, config, summary) of the one W&B run in a job folder."""
+    files = list((job_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1, files
+    name = group = None
+    config, summary = {}, {}
+    for record in wandb_records(files[0]):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            name, group = record.run.display_name, record.run.run_group
+        elif kind == "config":
+            config.update({item.key: json.loads(item.value_json) for item in record.config.update})
+        elif kind == "summary":
+            summary.update({item.key: json.loads(item.value_json) for item in record.summary.update})
+    return name, group, config, summary
+
+
+def test_plain_sweep_prints_the_summary_once_and_each_job_is_a_run_of_its_own(tiny_pretrained, tmp_path):
+    from test_monitor import assert_png
+
+    sweep_dir = tmp_path / "sweep"
     res = run_cli(["finetune.py", "-m", *TINY_RUN, f"pretrained={tiny_pretrained}", f"data_dir={shared('glue')}",
-                   "optimizer.lr=1e-4,3e-5", f"hydra.sweep.dir={tmp_path}"])
+                   "optimizer.lr=1e-4,3e-5", f"hydra.sweep.dir={sweep_dir}", "logger=many"],
+                  env={"WANDB_MODE": "offline", "HOME": str(tmp_path)})
     assert res.returncode == 0, res.stderr[-3000:]
-    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary = json.loads((sweep_dir / "summary.json").read_text())
     assert [r["job"] for r in summary] == ["0", "1"] and {r["task"] for r in summary} == {"mrpc"}
     assert res.stdout.splitlines().count(HEADER) == 1 and res.stdout.count("best acc_and_f1=") == 1, res.stdout
+    assert_png(sweep_dir / "summary.png")
+    for job, lr in (("0", 1e-4), ("1", 3e-5)):
+        name, group, config, run_summary = wandb_run(sweep_dir / job)
+        assert name == f"optimizer.lr={lr}" and group == "sweep"  # named by what it sweeps, grouped by the sweep
+        assert config["optimizer"]["lr"] == lr and config["task"]["name"] == "mrpc"
+        results = json.loads((sweep_dir / job / "results.json").read_text())
+        assert run_summary["best/acc_and_f1"] == results["best"]["value"]
+        assert run_summary["dev/dev/f1"] == results["dev"]["dev"]["f1"]
+        header = next(csv.reader(open(sweep_dir / job / "csv" / "metrics.csv")))  # CSV: one folder per job
+        assert {"val/dev/loss", "train/loss_epoch", "perf/tokens_per_s_epoch"} <= set(header), header
+        assert (sweep_dir / job / "csv" / "hparams.yaml").read_text().count("lr: ") >= 1
+        assert_png(sweep_dir / job / "curves.png")
 
 
 def test_every_sweep_registers_the_summary_and_it_prints_once(tmp_path, capsys):
@@ -43,6 +99,7 @@ def test_every_sweep_registers_the_summary_and_it_prints_once(tmp_path, capsys):
         c.on_multirun_end(config=config)
     out = capsys.readouterr().out
     assert out.count("best f1=0.7500: job 1") == 1 and out.splitlines().count(HEADER) == 1, out
+    assert (tmp_path / "summary.png").read_bytes()[:4] == b"\x89PNG" and f"sweep plot: {tmp_path}" in out
 
 
 def test_summary_ranks_each_task_apart():
