@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,17 +171,30 @@ _HUB_FILES = ["config.json", "*.safetensors", "pytorch_model.bin", "vocab.txt", 
               "tokenizer_config.json"]
 
 
+def _hub_id(spec: str) -> bool:
+    """`org/name`, or a bare legacy name such as `bert-base-uncased` (the hub still serves those)."""
+    return bool(re.fullmatch(r"[\w.-]+(/[\w.-]+)?", spec)) and not spec.startswith(".") and ".." not in spec
+
+
 def _fetch_hub(repo_id: str) -> Path:
     from bert_pl.io.hub import require_online
 
-    cached = require_online(f"pretrained={repo_id!r}", "pretrained=/path/to/a/local/folder (Hugging Face or Google "
-                                                       "format) or a bert-pl .ckpt", repo_id=repo_id,
-                            allow_patterns=_HUB_FILES)
+    cached = require_online(f"pretrained={repo_id!r} is no local file or folder, so it", "pretrained=/path/to/a/local/"
+                            "folder (Hugging Face or Google format, e.g. one downloaded with `huggingface-cli "
+                            "download`) or a bert-pl run folder/.ckpt", repo_id=repo_id, allow_patterns=_HUB_FILES)
     if cached is not None:  # offline, and already in the local hub cache
         return cached
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 
-    return Path(snapshot_download(repo_id, allow_patterns=_HUB_FILES))
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=_HUB_FILES))
+    except RepositoryNotFoundError:
+        raise CheckpointError(f"pretrained={repo_id}: no such local file or folder, and no model {repo_id!r} on the "
+                              f"Hugging Face hub (or it is private: set HF_TOKEN); check the name") from None
+    except (HfHubHTTPError, OSError) as e:
+        raise CheckpointError(f"pretrained={repo_id}: downloading it from the Hugging Face hub failed "
+                              f"({str(e).splitlines()[0][:200]}); retry, or pass a local folder") from None
 
 
 def _local_spec(pretrained: str) -> str:
@@ -225,10 +239,13 @@ def _resolve_cached(pretrained: str, stamp) -> Checkpoint:
             raise CheckpointError(
                 f"{path}: no recognisable checkpoint: expected config.json + model.safetensors/pytorch_model.bin "
                 f"(Hugging Face), bert_config.json + bert_model.ckpt.index (Google), or a bert-pl .ckpt")
-    elif re.fullmatch(r"[\w.-]+/[\w.-]+", str(pretrained)) and not str(pretrained).startswith((".", "/")):
+    elif _hub_id(str(pretrained)) and not os.path.lexists(path):
         ckpt = _load_hf(_fetch_hub(str(pretrained)))
     else:
-        raise CheckpointError(f"pretrained={pretrained}: no such file or folder")
+        from bert_pl.io.missing import why_missing
+
+        raise CheckpointError(f"pretrained={pretrained} {why_missing(path)}: pass a bert-pl run folder or .ckpt, a "
+                              f"Hugging Face or Google folder, or a hub id (online)")
     _check_consistent(ckpt)
     return ckpt
 

@@ -74,7 +74,10 @@ def _expand(paths: Sequence[str]) -> List[Path]:
         elif path.is_file():
             files.append(path)
         else:
-            raise CorpusError(f"corpus path {path} does not exist; set data.source.paths to existing files or folders")
+            from bert_pl.io.missing import why_missing
+
+            raise CorpusError(f"corpus path {path} {why_missing(path)}; set data.source.paths to existing files or "
+                              f"folders")
     return files
 
 

@@ -260,7 +260,7 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
     cache_dir = Path(cache_dir)
     final = cache_dir / f"pretrain-{key}"
     if (final / "dataset_dict.json").exists():
-        return datasets.load_from_disk(str(final))
+        return _load_cache(final)
 
     work = cache_dir / f".tmp-pretrain-{key}"
     shutil.rmtree(work, ignore_errors=True)
@@ -318,6 +318,27 @@ def build_pretraining_dataset(source: dict, tokenizer, cache_dir, max_seq_length
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return datasets.load_from_disk(str(final))
+
+
+def _load_cache(final: Path):
+    """A finished cache; one that was damaged afterwards (a truncated or overwritten Arrow file) is named, with the
+    fix, instead of pyarrow's "Expected to be able to read N bytes"."""
+    import datasets
+
+    try:
+        return datasets.load_from_disk(str(final))
+    except Exception as e:  # noqa: BLE001 (pyarrow reports damage as OSError, ArrowInvalid, ValueError, ...)
+        import pyarrow as pa
+
+        damaged = []
+        for path in sorted(final.rglob("*.arrow")):
+            try:
+                pa.ipc.open_stream(pa.memory_map(str(path))).read_all()
+            except Exception:  # noqa: BLE001
+                damaged.append(path)
+        what = damaged[0] if damaged else final
+        raise CorpusError(f"the pretraining cache file {what} is damaged ({str(e).splitlines()[0][:160]}); delete "
+                          f"the cache folder {final} and run again to rebuild it") from None
 
 
 def _pool(num_proc: int):

@@ -229,7 +229,10 @@ class GlueDataModule(TextClassificationTask):
                 from bert_pl.io.hub import hub_reachable
 
                 if not hub_reachable():
-                    raise GlueDataError(f"{self.task.folder}: no folder {self.data_dir / self.task.folder} and the hub "
+                    from bert_pl.io.missing import why_missing
+
+                    folder = self.data_dir / self.task.folder
+                    raise GlueDataError(f"{self.task.folder}: the folder {folder} {why_missing(folder)} and the hub "
                                         f"is offline; pass data_dir=/path/to/glue_data (GLUE's TSV layout)")
             examples = read_hub(self.task, split)
         else:

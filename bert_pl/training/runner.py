@@ -167,8 +167,9 @@ def _out_of_memory(e: BaseException) -> bool:
 
 
 def _remove_if_empty_run() -> None:
-    """A run refused before it wrote anything leaves no folder behind (only Hydra's record and its log were
-    there; the error is on the console)."""
+    """A run refused before it wrote anything leaves no folder behind: only Hydra's record, its log, the copy of the
+    tokenizer and the loggers' empty set-up files were there (the error is on the console). Checkpoints, metrics and
+    results keep the folder."""
     import shutil
 
     from hydra.core.hydra_config import HydraConfig
@@ -176,7 +177,12 @@ def _remove_if_empty_run() -> None:
     if not HydraConfig.initialized():
         return
     folder = Path(HydraConfig.get().runtime.output_dir)
-    if folder.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in folder.iterdir()):
+    if not folder.is_dir():
+        return
+    setup_only = {".hydra", "tokenizer"}
+    written = [p for p in folder.rglob("*") if p.is_file() and p.suffix != ".log" and p.name != "hparams.yaml"
+               and not setup_only.intersection(p.relative_to(folder).parts[:1])]
+    if not written:
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -244,6 +250,10 @@ def model_dict(cfg_model, vocab_size: int, pretrained=None) -> dict:
             want = ", ".join(f"{k}={preset[k]}" for k in differ)
             raise UserConfigError(f"{pretrained} is a model with {have}, but the composed model preset has {want}; "
                                   f"pass the checkpoint's own size (model=...) or a checkpoint of this size")
+        if vocab_size > arch["vocab_size"]:  # token ids past its embeddings: an IndexError in the first step
+            raise UserConfigError(f"the tokenizer has {vocab_size} tokens but {pretrained} has embeddings for "
+                                  f"{arch['vocab_size']}; leave data.tokenizer.path unset to use the checkpoint's own "
+                                  f"vocab, or pass a vocab of at most {arch['vocab_size']} tokens")
         return arch
     if preset.get("vocab_size") in (None, 0):
         preset["vocab_size"] = vocab_size

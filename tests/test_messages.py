@@ -1,0 +1,72 @@
+"""Messages that must not mislead: symlink loops and broken links named as such, a hub name offline, a damaged
+pretraining cache, a vocab larger than the checkpoint's embeddings."""
+import os
+
+import pytest
+
+from bert_pl.errors import UserError
+from bert_pl.io.missing import why_missing
+
+
+@pytest.fixture
+def loop(tmp_path):
+    os.symlink(tmp_path / "b", tmp_path / "a")
+    os.symlink(tmp_path / "a", tmp_path / "b")
+    return tmp_path / "a"
+
+
+def test_why_a_path_is_missing(tmp_path, loop):
+    os.symlink(tmp_path / "nothere", tmp_path / "broken")
+    assert why_missing(tmp_path / "nothere") == "does not exist"
+    assert why_missing(loop).startswith(f"is a symlink loop ({loop}")
+    assert why_missing(loop / "MRPC").startswith(f"is a symlink loop ({loop}")  # a parent folder is the loop
+    assert why_missing(tmp_path / "broken" / "x") == \
+        f"is a broken symlink ({tmp_path / 'broken'} -> {tmp_path / 'nothere'}, which does not exist)"
+
+
+def test_a_symlink_loop_is_named_by_every_loader(loop):
+    from bert_pl.io.checkpoints import resolve
+    from bert_pl.pretraining.corpus import google_documents
+    from bert_pl.tasks.glue import GlueDataModule
+
+    with pytest.raises(UserError, match=f"pretrained={loop} is a symlink loop"):
+        resolve(str(loop))
+    with pytest.raises(UserError, match=f"corpus path {loop} is a symlink loop"):
+        list(google_documents([str(loop)]))
+    with pytest.raises(UserError, match=f"{loop / 'MRPC'} is a symlink loop"):
+        GlueDataModule("mrpc", data_dir=str(loop)).read("train")  # the hub is offline in tests (conftest)
+
+
+@pytest.mark.parametrize("name", ["bert-base-uncased", "google-bert/bert-base-uncased"])
+def test_a_hub_name_offline_says_the_hub_is_offline_and_what_to_pass(name, monkeypatch, tmp_path):
+    from bert_pl.io.checkpoints import resolve
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(UserError, match=f"pretrained='{name}' is no local file or folder, so it must come from the "
+                                        f"Hugging Face hub, which is not reachable.*pass pretrained=/path/to/a/local"):
+        resolve(name)
+
+
+def test_a_damaged_pretraining_cache_names_the_file_and_the_folder_to_delete(tmp_path, minilm_tokenizer):
+    from bert_pl.pretraining.instances import build_pretraining_dataset
+
+    source = {"format": "embedded", "max_chars": 20000}
+    build_pretraining_dataset(source, minilm_tokenizer, tmp_path, max_seq_length=64)
+    (arrow,) = tmp_path.glob("pretrain-*/train/*.arrow")
+    with open(arrow, "r+b") as f:
+        f.truncate(arrow.stat().st_size // 2)
+    with pytest.raises(UserError, match=f"the pretraining cache file {arrow} is damaged .*delete the cache folder "
+                                        f"{arrow.parent.parent} and run again"):
+        build_pretraining_dataset(source, minilm_tokenizer, tmp_path, max_seq_length=64)
+
+
+def test_a_vocab_larger_than_the_checkpoints_embeddings_is_refused_before_anything_is_built(tiny_pretrained):
+    from bert_pl.errors import UserConfigError
+    from bert_pl.training.runner import model_dict
+
+    with pytest.raises(UserConfigError, match=r"the tokenizer has 40000 tokens but .*tiny.ckpt has embeddings for "
+                                              r"30522; leave data.tokenizer.path unset"):
+        model_dict(None, 40000, str(tiny_pretrained))
+    assert model_dict(None, 30522, str(tiny_pretrained))["vocab_size"] == 30522
