@@ -446,7 +446,7 @@ def read_inputs(cfg, head: str, task_info: Optional[dict] = None):
     import sys
     from pathlib import Path
 
-    from bert_pl.tasks.classification import ID_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, read_rows
+    from bert_pl.tasks.classification import ID_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, read_rows, text_value
 
     if cfg.text is not None:
         if not str(cfg.text).strip():
@@ -489,7 +489,10 @@ def read_inputs(cfg, head: str, task_info: Optional[dict] = None):
     id_col = cfg.id_column or next((c for c in ID_COLUMN_CANDIDATES if c in columns), None)
     ids, examples = [], []
     for n, (lineno, row) in enumerate(rows):
-        values = ["" if row.get(c) is None else str(row[c]) for c in wanted]
+        try:
+            values = [text_value(row.get(c), c) for c in wanted[:1 if head == "multiple_choice" else None]]
+        except ValueError as e:
+            raise PredictError(f"{cfg.input}: row {lineno}: {e}") from None
         if head == "span":
             examples.append({"question": values[0], "context": values[1]})
         elif head == "multiple_choice":
@@ -500,7 +503,7 @@ def read_inputs(cfg, head: str, task_info: Optional[dict] = None):
                 except ValueError:
                     raise PredictError(f"{cfg.input}: row {lineno}: {wanted[1]!r} must be a list of choices "
                                        f"(a JSON array in a csv/tsv cell)") from None
-            examples.append({"context": values[0], "choices": list(choices)})
+            examples.append({"context": values[0], "choices": choices})  # checked by Model.predict
         else:
             examples.append(values[0] if len(values) == 1 else tuple(values))
         ids.append(str(row[id_col]) if id_col and row.get(id_col) is not None else str(n))

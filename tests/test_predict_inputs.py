@@ -154,3 +154,12 @@ def test_cli_bad_settings_end_in_one_line(classifier):
     res = run_cli(["predict.py", f"model={classifier}", "text=fine", "batch_size=-5"])
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
         "error: batch_size=-5: expected a whole number of at least 1"], res.stderr
+
+
+def test_numbers_as_text_in_a_predict_input_name_the_row_and_key(classifier, capsys, tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"text": "fine"}\n{"text": 12345}\n')
+    code, _, err = predict([f"model={classifier}", f"input={tmp_path / 'in.jsonl'}"], capsys)
+    assert code == 2 and "in.jsonl: row 2: 'text' holds a number (12345), not a text" in err, err
+    (tmp_path / "twice.csv").write_text("text,text\na,b\n")
+    code, _, err = predict([f"model={classifier}", f"input={tmp_path / 'twice.csv'}"], capsys)
+    assert code == 2 and "names column 'text' twice" in err, err
