@@ -116,7 +116,7 @@ def test_pretraining_steps_in_bf16_then_resume_on_gpu(tmp_path):
                                             for i in range(12)) for d in range(200)))
     common = ["data=text", f"data.source.paths=[{corpus}]", "data.source.doc_split=block", "data.streaming=true", "data.packing=true",
               "data.batch_size=16", "data.tokenizer.vocab_size=2000", "model=bert_mini", "accelerator=gpu",
-              "trainer.log_every_n_steps=1", "callbacks.model_checkpoint.every_n_train_steps=5",
+              "trainer.log_every_n_steps=1", "callbacks.last_checkpoint.every_n_train_steps=5",
               "trainer.val_check_interval=1000", f"paths.cache_dir={tmp_path / 'cache'}", "logger=csv"]
     run = tmp_path / "run"
     res = run_cli(["train.py", *common, "trainer.max_steps=10", f"hydra.run.dir={run}"])

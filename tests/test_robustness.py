@@ -117,8 +117,10 @@ def test_unwritable_output_folder_is_explained(tmp_path):
 
 
 class _FakeTrainer:
-    class checkpoint_callback:
-        last_model_path = "/runs/x/checkpoints/step0000100.ckpt"
+    from bert_pl.training.checkpointing import LastCheckpoint
+
+    callbacks = [LastCheckpoint()]
+    callbacks[0].last_model_path = "/runs/x/checkpoints/last.ckpt"
 
 
 def _module(on_nonfinite):
@@ -136,7 +138,7 @@ def test_nonfinite_loss_stops_naming_step_and_checkpoint(monkeypatch):
 
     monkeypatch.setattr(PretrainingModule, "global_step", property(lambda self: 123))
     m = _module("stop")
-    with pytest.raises(NonFiniteLossError, match=r"at step 123; last checkpoint before it: .*step0000100.ckpt"):
+    with pytest.raises(NonFiniteLossError, match=r"at step 123; last checkpoint before it: .*last.ckpt"):
         m.check_finite(torch.tensor(float("nan")))
     assert m.check_finite(torch.tensor(1.5)) == 1.5
     assert _module("skip").check_finite(torch.tensor(float("inf"))) is None  # Lightning skips the step

@@ -27,7 +27,7 @@ def losses(run_dir):
 
 
 def test_tiny_run_writes_checkpoint_with_tokenizer(tmp_path):
-    res, out = train(tmp_path, "a", "trainer.max_steps=3", "callbacks.model_checkpoint.every_n_train_steps=3")
+    res, out = train(tmp_path, "a", "trainer.max_steps=3", "callbacks.last_checkpoint.every_n_train_steps=3")
     assert res.returncode == 0, res.stderr[-3000:]
     last = out / "checkpoints" / "last.ckpt"
     assert last.is_file() and f"checkpoint: {last}" in res.stdout
@@ -63,7 +63,7 @@ def test_kill_mid_run_then_resume_gives_the_same_losses(tmp_path):
     import sys
     import time
 
-    steps = ["trainer.max_steps=16", "callbacks.model_checkpoint.every_n_train_steps=4"]
+    steps = ["trainer.max_steps=16", "callbacks.last_checkpoint.every_n_train_steps=4"]
     res, full = train(tmp_path, "full", *steps)
     assert res.returncode == 0, res.stderr[-3000:]
 
@@ -118,7 +118,7 @@ def test_bert_base_two_steps_on_cpu(tmp_path):
 
 
 def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(tmp_path):
-    res, p1 = train(tmp_path, "p1", "trainer.max_steps=3", "callbacks.model_checkpoint.every_n_train_steps=3")
+    res, p1 = train(tmp_path, "p1", "trainer.max_steps=3", "callbacks.last_checkpoint.every_n_train_steps=3")
     assert res.returncode == 0, res.stderr[-3000:]
     phase1 = p1 / "checkpoints" / "last.ckpt"
     res, bad = train(tmp_path, "p2bad", "experiment=bert_base_phase2", f"pretrained={phase1}", "data=sample_text",
@@ -128,7 +128,7 @@ def test_phase2_starts_from_phase1_weights_with_a_fresh_optimizer(tmp_path):
     res, p2 = train(tmp_path, "p2", "experiment=bert_base_phase2", "model=bert_tiny", f"pretrained={phase1}",
                     "data=sample_text",
                     "accelerator=cpu", "trainer.accumulate_grad_batches=1", "trainer.max_steps=2",
-                    "data.batch_size=4", "callbacks.model_checkpoint.every_n_train_steps=2",
+                    "data.batch_size=4", "callbacks.last_checkpoint.every_n_train_steps=2",
                     "trainer.val_check_interval=1000")
     assert res.returncode == 0, res.stderr[-3000:]
     a = torch.load(phase1, weights_only=True)
@@ -155,7 +155,7 @@ def test_offline_hub_corpus_says_what_to_pass(tmp_path):
 
 def test_secrets_never_reach_the_run_folder(tmp_path):
     secret = "wandb-secret-0123456789abcdef0123456789abcdef"
-    res, out = train(tmp_path, "s", "trainer.max_steps=2", "callbacks.model_checkpoint.every_n_train_steps=2",
+    res, out = train(tmp_path, "s", "trainer.max_steps=2", "callbacks.last_checkpoint.every_n_train_steps=2",
                      env={"WANDB_API_KEY": secret, "HF_TOKEN": secret})
     assert res.returncode == 0, res.stderr[-2000:]
     assert secret not in res.stdout + res.stderr
@@ -166,7 +166,7 @@ def test_secrets_never_reach_the_run_folder(tmp_path):
 
 def test_ddp_two_cpu_processes_train_on_disjoint_data_into_one_folder(tmp_path):
     res, out = train(tmp_path, "ddp", "trainer.devices=2", "accelerator=cpu", "strategy=ddp", "trainer.max_steps=3",
-                     "callbacks.model_checkpoint.every_n_train_steps=3",
+                     "callbacks.last_checkpoint.every_n_train_steps=3",
                      "+callbacks.samples._target_=tests.helpers.RecordRankSamples",
                      f"+callbacks.samples.output_dir={tmp_path}")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -190,7 +190,7 @@ def test_streaming_and_packed_runs_resume_at_the_exact_sample(data, tmp_path):
     (kept alive between epochs): resuming from a mid-run checkpoint gives the uninterrupted run's loss at every
     later step, dropout on."""
     steps = [*data, "trainer.max_steps=10",
-             "callbacks.model_checkpoint.every_n_train_steps=4", "callbacks.model_checkpoint.save_top_k=-1"]
+             "callbacks.last_checkpoint.every_n_train_steps=4", "callbacks.last_checkpoint.save_top_k=-1"]
     res, full = train(tmp_path, "full", *steps)
     assert res.returncode == 0, res.stderr[-3000:]
     if "data.streaming=true" in data:
@@ -209,7 +209,7 @@ def test_multirun_of_ddp_jobs_runs_every_job(tmp_path):
     its own second rank (Lightning's launcher leaves LOCAL_RANK & co. behind, which bert-pl restores)."""
     shared("corpus", "sample_text.txt")
     res = run_cli(["train.py", "-m", *FAST, "trainer.devices=2", "accelerator=cpu", "strategy=ddp",
-                   "trainer.max_steps=2", "callbacks.model_checkpoint.every_n_train_steps=2", "seed=1,2",
+                   "trainer.max_steps=2", "callbacks.last_checkpoint.every_n_train_steps=2", "seed=1,2",
                    f"hydra.sweep.dir={tmp_path / 'sweep'}", f"paths.cache_dir={tmp_path / 'cache'}"], timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     for job in ("0", "1"):
@@ -223,7 +223,7 @@ def test_ddp_pretraining_resumes_bit_identically(tmp_path):
     """2 CPU processes (gloo), dropout on: resuming from a mid-run step checkpoint (each rank's own random state,
     each rank's own place in its shard) gives the uninterrupted run's losses."""
     steps = ["trainer.devices=2", "accelerator=cpu", "strategy=ddp", "trainer.max_steps=8",
-             "callbacks.model_checkpoint.every_n_train_steps=4", "callbacks.model_checkpoint.save_top_k=-1"]
+             "callbacks.last_checkpoint.every_n_train_steps=4", "callbacks.last_checkpoint.save_top_k=-1"]
     res, full = train(tmp_path, "full", *steps)
     assert res.returncode == 0, res.stderr[-3000:]
     res, resumed = train(tmp_path, "resumed", *steps, f"ckpt_path={full / 'checkpoints' / 'step0000004.ckpt'}")

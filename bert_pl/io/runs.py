@@ -5,6 +5,8 @@
     latest:finetune/mrpc    the newest finished run of that task (`latest:mrpc` and `latest:train` work too)
     outputs/finetune/mrpc/runs/<time>     a run folder: its best dev checkpoint (results.json), else last.ckpt
 
+A run that ended well has a results.json; `ckpt_path=auto` resumes the newest run of the same settings without one.
+
 `latest` is a relative symlink replaced atomically when a run ends well, so a failed or killed run never moves it.
 """
 from __future__ import annotations
@@ -93,6 +95,26 @@ def checkpoint_of_run(run_dir: Path) -> Optional[Path]:
             return Path(best)
     last = run_dir / "checkpoints" / "last.ckpt"
     return last if last.is_file() else None
+
+
+def _settings(overrides) -> list:
+    """What makes two runs "the same run": their overrides, apart from where they resume from and Hydra's own."""
+    return sorted(str(o) for o in overrides if not str(o).lstrip("+~").startswith(("ckpt_path=", "hydra.")))
+
+
+def newest_unfinished(runs_dir, overrides) -> Optional[Path]:
+    """The newest run in `runs_dir` started with the same `overrides` (see `_settings`) that has a last.ckpt and
+    did not finish (no results.json): what `ckpt_path=auto` resumes."""
+    from omegaconf import OmegaConf
+
+    want, found = _settings(overrides), []
+    for run in Path(runs_dir).glob("*"):
+        last, record = run / "checkpoints" / "last.ckpt", run / ".hydra" / "overrides.yaml"
+        if run.is_symlink() or not last.is_file() or (run / "results.json").exists() or not record.is_file():
+            continue
+        if _settings(OmegaConf.load(record)) == want:
+            found.append((last.stat().st_mtime, str(run)))
+    return Path(max(found)[1]).resolve() if found else None
 
 
 def validation_curve(run_dir) -> list:

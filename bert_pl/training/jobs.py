@@ -10,7 +10,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from bert_pl.io.atomic import atomic_write_text
 from bert_pl.training import runner
+from bert_pl.training.checkpointing import last_checkpoint_callback
 
 log = logging.getLogger("bert_pl")
 
@@ -29,7 +31,7 @@ def pretrain(cfg: DictConfig):
     L.seed_everything(cfg.seed, workers=True)
     runner.check_config(cfg)
     datamodule = instantiate(cfg.data)
-    ckpt_path = runner.resume_checkpoint(cfg.ckpt_path, "pretraining") if cfg.ckpt_path else None
+    ckpt_path = runner.checkpoint_to_resume(cfg, "pretraining")
     resume = checkpoints.resolve(ckpt_path) if ckpt_path else None
     start = resume or (checkpoints.resolve(cfg.pretrained) if cfg.pretrained else None)
     tokenizer = datamodule.load_tokenizer(from_checkpoint=start.tokenizer_json if start else None)
@@ -51,13 +53,16 @@ def pretrain(cfg: DictConfig):
     with runner.distributed_job():
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
-    ckpt_cb = trainer.checkpoint_callback
+    ckpt_cb = last_checkpoint_callback(trainer)
     if trainer.is_global_zero:
         metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
         log.info("metrics at the end: %s", metrics)
         print(summary.text(trainer.global_step, runner.first_validation_step(cfg), trainer.accumulate_grad_batches))
-        last = (ckpt_cb.last_model_path or ckpt_cb.best_model_path) if ckpt_cb is not None else ""
-        if last:
+        last = ckpt_cb.last_model_path if ckpt_cb is not None else ""
+        if last:  # a finished run: ckpt_path=auto starts anew, latest points here
+            atomic_write_text(Path(cfg.paths.output_dir) / "results.json", json.dumps(
+                {"task": cfg.task_name, "global_step": trainer.global_step, "metrics": metrics,
+                 "validations": summary.validations, "checkpoint": last}, indent=2))
             mark_latest(cfg.paths.output_dir)
             print(f"checkpoint: {last}\nfine-tune it: python finetune.py task=mrpc data_dir=GLUE_DIR "
                   f"pretrained={cfg.paths.output_dir}")
@@ -92,7 +97,7 @@ def finetune(cfg: DictConfig, overrides=()):
     task.prepare()
     if not cfg.train:
         runner.check_fine_tuned_for(ckpt, task, cfg.task.name)
-    ckpt_path = runner.resume_checkpoint(cfg.ckpt_path, task.head, task.labels) if cfg.get("ckpt_path") else None
+    ckpt_path = runner.checkpoint_to_resume(cfg, task.head, task.labels)
     module = instantiate(cfg.module, _convert_="all", model=model, head=task.head, head_kwargs=task.head_kwargs(),
                          labels=task.labels, main_metric=task.main_metric,
                          optimizer=instantiate(cfg.optimizer), pretrained=pretrained)

@@ -84,7 +84,9 @@ class BertModule(L.LightningModule):
         if self.on_nonfinite == "skip":
             log.warning("non-finite loss at step %d: step skipped", step)
             return None
-        ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or "none saved yet"
+        from bert_pl.training.checkpointing import last_checkpoint_callback
+
+        ckpt = getattr(last_checkpoint_callback(self.trainer), "last_model_path", "") or "none saved yet"
         raise NonFiniteLossError(
             f"non-finite loss ({loss.item()}) at step {step}; last checkpoint before it: {ckpt}. Lower the learning "
             f"rate or resume from that checkpoint; set module.on_nonfinite=skip to skip such steps"

@@ -6,6 +6,7 @@ import errno
 import functools
 import logging
 import os
+import pickle
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -44,10 +45,31 @@ def _run_of(ckpt_path) -> Optional[Path]:
     return None
 
 
+_auto_resumed: dict = {}
+_api_overrides: Optional[list] = None  # set by bert_pl.api.compose, which composes without a Hydra runtime
+
+
+def _overrides_now() -> list:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else list(_api_overrides or [])
+
+
+def _auto_run(runs_dir: str) -> Optional[Path]:
+    """`ckpt_path=auto`: the newest unfinished run of this task with these settings (the same overrides, apart from
+    ckpt_path and hydra.*), decided once per process."""
+    if runs_dir not in _auto_resumed:
+        from bert_pl.io import runs
+
+        _auto_resumed[runs_dir] = runs.newest_unfinished(runs_dir, _overrides_now())
+    return _auto_resumed[runs_dir]
+
+
 def run_dir(runs_dir: str, ckpt_path=None) -> str:
-    """`hydra.run.dir`: a resumed run continues in its own folder; a new run gets `<runs_dir>/<start time>`, with
-    -1, -2, ... added when runs start in the same second (claimed by creating it, so two processes never share)."""
-    resumed = _run_of(ckpt_path)
+    """`hydra.run.dir`: a resumed run continues in its own folder (`ckpt_path=auto`: the newest unfinished run of the
+    same settings, if any); a new run gets `<runs_dir>/<start time>`, with -1, -2, ... added when runs start in the
+    same second (claimed by creating it, so two processes never share)."""
+    resumed = _auto_run(runs_dir) if str(ckpt_path) == "auto" else _run_of(ckpt_path)
     if resumed is not None:
         return str(resumed)
     if runs_dir not in _claimed_run_dirs:
@@ -68,7 +90,8 @@ def run_dir(runs_dir: str, ckpt_path=None) -> str:
 
 def config_subdir(ckpt_path=None) -> str:
     """`hydra.output_subdir`: a resumed run keeps the original run's .hydra/ and writes its own beside it."""
-    return ".hydra" if _run_of(ckpt_path) is None else f".hydra/resumed-{_start_time()}"
+    resumed = any(_auto_resumed.values()) if str(ckpt_path) == "auto" else _run_of(ckpt_path) is not None
+    return f".hydra/resumed-{_start_time()}" if resumed else ".hydra"
 
 
 @functools.lru_cache(maxsize=1)
@@ -417,6 +440,22 @@ def first_validation_step(cfg: DictConfig) -> Optional[int]:
     return max(1, interval // int(cfg.trainer.get("accumulate_grad_batches") or 1))
 
 
+def checkpoint_to_resume(cfg: DictConfig, head: str, labels=None) -> Optional[str]:
+    """`ckpt_path=` as a checkpoint file, or None for a fresh start. `auto`: this run folder's last.ckpt when Hydra
+    chose an unfinished run of the same settings (see `run_dir`), else a new run (said in the log)."""
+    spec = cfg.get("ckpt_path")
+    if not spec:
+        return None
+    if str(spec) == "auto":
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            log.info("ckpt_path=auto: no unfinished run with these settings; starting a new one")
+            return None
+        log.info("ckpt_path=auto: resuming the unfinished run %s", last.parent.parent)
+        spec = str(last)
+    return resume_checkpoint(spec, head, labels)
+
+
 def resume_checkpoint(spec, head: str, labels=None, key: str = "ckpt_path") -> str:
     """`ckpt_path=`: a run folder (its checkpoints/last.ckpt), `latest[:TASK]` or a .ckpt that Lightning wrote while
     training a `head` model (with `labels`); anything else is a one-line error naming what it is."""
@@ -432,11 +471,15 @@ def resume_checkpoint(spec, head: str, labels=None, key: str = "ckpt_path") -> s
             raise UserConfigError(f"{key}={spec}: the folder has no checkpoints/last.ckpt to resume from")
         path = found[0]
     elif spec == "latest" or spec.startswith("latest:"):
-        path = Path(runs.expand(spec))
+        path = runs.find_latest(spec.partition(":")[2] or None) / "checkpoints" / "last.ckpt"
     if not path.is_file():
         raise UserConfigError(f"{key}={spec}: no such file or folder")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    try:  # weights_only: tensors and plain containers, never code (a pickle can run anything when loaded)
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        raise UserConfigError(f"{key}={spec}: refused: the file holds pickled Python objects that a bert-pl "
+                              f"checkpoint never contains, and loading them could run code (nothing was run); "
+                              f"resume from a checkpoint bert-pl wrote") from None
     except Exception as e:  # noqa: BLE001 (any unreadable file is the same user error)
         raise UserConfigError(f"{key}={spec}: not a readable checkpoint ({type(e).__name__}); pass a run's "
                               f"checkpoints/last.ckpt") from None
