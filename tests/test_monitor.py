@@ -139,3 +139,18 @@ def test_a_plotting_failure_is_one_warning_never_a_failed_run(tmp_path, monkeypa
         assert monitor.write_curves(Trainer, tmp_path) is None
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "no fonts" in warnings[0].getMessage()
+
+
+def test_device_peak_flops_are_dense_and_known_only_for_known_devices(monkeypatch):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    def trainer(device):
+        return SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device(device)),
+                               precision_plugin=MixedPrecision("bf16-mixed", "cuda"))
+
+    assert monitor.device_peak_flops(trainer("cpu")) is None
+    for name in ("NVIDIA H200", "NVIDIA H100 80GB HBM3"):  # Lightning's table has the H200 with 2:4 sparsity only
+        monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None, name=name: name)
+        assert monitor.device_peak_flops(trainer("cuda:0")) == pytest.approx(989.4e12), name

@@ -82,6 +82,10 @@ class RunSummary(L.Callback):
         if self._own_clock:
             self.clock.stop(batch)
 
+    def on_train_end(self, trainer, pl_module):
+        if self._own_clock:
+            self.clock.gather(trainer, pl_module)
+
     def on_validation_end(self, trainer, pl_module):
         if trainer.sanity_checking:
             return
@@ -91,8 +95,9 @@ class RunSummary(L.Callback):
                                     if f"val/{k}" in m}})
 
     def text(self, steps: int, first_validation: Optional[int] = None, accumulate: int = 1) -> str:
+        tokens = self.clock.tokens if self.clock.all_ranks_tokens is None else self.clock.all_ranks_tokens
         rate = f"{self.clock.rate():,.0f} tokens/s" if self.clock.seconds else "no training steps"
-        lines = [f"{steps} steps, {self.clock.tokens:,} tokens, {rate} (training steps only)"]
+        lines = [f"{steps} steps, {tokens:,} tokens, {rate} (training steps only)"]
         if self.validations:
             first, last = self.validations[0], self.validations[-1]
             lines.append(f"validation MLM accuracy {first['mlm_acc']} (step {first['step']}) -> {last['mlm_acc']} "

@@ -53,6 +53,7 @@ class TokenClock:
 
     def __init__(self):
         self.tokens, self.squares, self.seconds, self._t0 = 0, 0, 0.0, None
+        self.all_ranks_tokens: Optional[int] = None  # set by gather(): every device's tokens together
 
     def start(self) -> None:
         self._t0 = time.perf_counter()
@@ -73,8 +74,18 @@ class TokenClock:
         self.squares += squares
         self.seconds += seconds
 
+    def gather(self, trainer, pl_module) -> None:
+        """Add up every rank's tokens (collective: called on every rank, at the same point)."""
+        self.all_ranks_tokens = self.tokens
+        if trainer.world_size > 1:
+            total = trainer.strategy.reduce(torch.tensor(float(self.tokens), dtype=torch.float64,
+                                                         device=pl_module.device), reduce_op="sum")
+            self.all_ranks_tokens = int(total.item())
+
     def rate(self) -> Optional[float]:
-        return self.tokens / self.seconds if self.seconds else None
+        """Tokens per second of training steps, all devices together once gathered."""
+        tokens = self.tokens if self.all_ranks_tokens is None else self.all_ranks_tokens
+        return tokens / self.seconds if self.seconds else None
 
 
 def _compute_dtype(trainer):
@@ -157,6 +168,9 @@ class TrainingMonitor(Callback):
         if stepped and trainer._logger_connector.should_update_logs:
             self._log(trainer, pl_module, self._window, "", on_step=True)
             self._window = TokenClock()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.clock.gather(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self.log_epoch and self._epoch.seconds:
