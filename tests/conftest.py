@@ -60,3 +60,20 @@ def run_cli(args, cwd=ROOT, timeout=600, env=None, input=None):
     e = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=e,
                           input=input)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_empty_run_folders_left_in_outputs():
+    """Composing a config and resolving `hydra.run.dir` (OmegaConf.resolve in config tests) claims a run folder under
+    the project's outputs/ (the `run_dir` resolver creates it): remove the ones this session left empty."""
+    outputs = ROOT / "outputs"
+    existed = outputs.exists()
+    before = set(outputs.rglob("*")) if existed else set()
+    yield
+    if not outputs.exists():
+        return
+    for folder in sorted(set(outputs.rglob("*")) - before, key=lambda p: len(p.parts), reverse=True):
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()
+    if not existed and not any(outputs.iterdir()):
+        outputs.rmdir()

@@ -194,3 +194,24 @@ def test_the_run_folder_check_covers_sweeps(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         WritableOutput().on_multirun_start(cfg)
     assert exit_.value.code == 2 and "cannot write the run folder" in capsys.readouterr().err
+
+
+def test_a_refused_run_leaves_no_folder_but_one_that_wrote_something_stays(tmp_path, monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
+    from bert_pl.training.runner import _remove_if_empty_run
+
+    run = tmp_path / "run"
+    for name in (".hydra/config.yaml", "train.log", "tokenizer/vocab.txt", "csv/hparams.yaml"):
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text("x")
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: SimpleNamespace(
+        runtime=SimpleNamespace(output_dir=str(run)))))
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_text("x")
+    _remove_if_empty_run()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    (run / "checkpoints" / "last.ckpt").unlink()
+    _remove_if_empty_run()
+    assert not run.exists()

@@ -228,6 +228,25 @@ def one_console_log() -> None:
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _NoAdverts) for f in rank_zero.filters):
         rank_zero.addFilter(_NoAdverts())
+    silence_known_noise()
+
+
+class _NoFrameworkVersions(logging.Filter):
+    """`datasets` logs at import which other frameworks it found ("TensorFlow version 2.x available."): every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not re.fullmatch(r"(PyTorch|TensorFlow|JAX|Polars) version \S+ available\.", str(record.msg))
+
+
+def silence_known_noise() -> None:
+    """The messages every run repeated that say nothing about it: Lightning's own use of a deprecated torch pytree
+    API (LeafSpec), and `datasets`' list of installed frameworks. Only these; other warnings still show."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    datasets_log = logging.getLogger("datasets")
+    if not any(isinstance(f, _NoFrameworkVersions) for f in datasets_log.filters):
+        datasets_log.addFilter(_NoFrameworkVersions())
 
 
 def instantiate_group(group) -> List:
@@ -252,7 +271,11 @@ def build_trainer(cfg: DictConfig):
     callbacks = instantiate_group(cfg.get("callbacks")) + [SaveOnPreemption()]  # always: SIGTERM never loses steps
     if not loggers:  # logger=[] or null: LearningRateMonitor would refuse to start, and has nowhere to write
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    from bert_pl.training.progress import suit_the_console
+
+    suit_the_console(trainer)  # plain progress lines when the output goes to a file
+    return trainer
 
 
 ARCHITECTURE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
