@@ -21,10 +21,7 @@ def compose(config_name: str, overrides: Sequence[str] = (), output_dir: Optiona
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf, open_dict
 
-    from bert_pl.training import runner
-
     GlobalHydra.instance().clear()
-    runner._api_overrides = list(overrides)  # what ckpt_path=auto matches runs by (the CLI reads Hydra's own)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=True)
         run_dir = output_dir or OmegaConf.select(cfg, "hydra.run.dir")

@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import pickle
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -46,30 +47,26 @@ def _run_of(ckpt_path) -> Optional[Path]:
 
 
 _auto_resumed: dict = {}
-_api_overrides: Optional[list] = None  # set by bert_pl.api.compose, which composes without a Hydra runtime
 
 
-def _overrides_now() -> list:
-    from hydra.core.hydra_config import HydraConfig
-
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else list(_api_overrides or [])
-
-
-def _auto_run(runs_dir: str) -> Optional[Path]:
+def _auto_run(runs_dir: str, overrides) -> Optional[Path]:
     """`ckpt_path=auto`: the newest unfinished run of this task with these settings (the same overrides, apart from
     ckpt_path and hydra.*), decided once per process."""
     if runs_dir not in _auto_resumed:
         from bert_pl.io import runs
 
-        _auto_resumed[runs_dir] = runs.newest_unfinished(runs_dir, _overrides_now())
+        _auto_resumed[runs_dir] = runs.newest_unfinished(runs_dir, overrides)
     return _auto_resumed[runs_dir]
 
 
-def run_dir(runs_dir: str, ckpt_path=None) -> str:
+def run_dir(runs_dir: str, ckpt_path=None, *, _root_=None) -> str:
     """`hydra.run.dir`: a resumed run continues in its own folder (`ckpt_path=auto`: the newest unfinished run of the
     same settings, if any); a new run gets `<runs_dir>/<start time>`, with -1, -2, ... added when runs start in the
     same second (claimed by creating it, so two processes never share)."""
-    resumed = _auto_run(runs_dir) if str(ckpt_path) == "auto" else _run_of(ckpt_path)
+    if str(ckpt_path) == "auto":  # the overrides from the composed config itself (Hydra's runtime may not be set)
+        resumed = _auto_run(runs_dir, OmegaConf.select(_root_, "hydra.overrides.task", default=None) or [])
+    else:
+        resumed = _run_of(ckpt_path)
     if resumed is not None:
         return str(resumed)
     if runs_dir not in _claimed_run_dirs:
