@@ -31,23 +31,25 @@ def test_real_tokens_leave_out_padding_and_count_each_packed_sequence():
     assert monitor.real_tokens({"sequence_ids": packed, "attention_mask": packed > 0}) == (9, 4 + 9 + 16)
 
 
-def test_pretraining_logs_throughput_mfu_and_grad_norm_per_logged_step_and_draws_curves(tmp_path):
+def test_pretraining_logs_throughput_mfu_and_grad_norm_per_logged_step_and_draws_curves(tmp_path, capsys):
+    import bert_pl
+
     shared("corpus", "sample_text.txt")
     out = tmp_path / "run"
     peak = 1e12
-    res = run_cli(["train.py", "data=sample_text", "data.batch_size=4", "data.num_workers=0", "data.num_proc=1",
-                   "data.val_fraction=0.2", "trainer.limit_val_batches=1", "trainer.val_check_interval=4",
-                   "trainer.max_steps=4", "trainer.log_every_n_steps=2", "logger=csv",
-                   f"callbacks.monitor.peak_flops={peak}", f"hydra.run.dir={out}",
-                   f"paths.cache_dir={tmp_path / 'cache'}"])
-    assert res.returncode == 0, res.stderr[-3000:]
+    bert_pl.pretrain(["data=sample_text", "data.batch_size=4", "data.num_workers=0", "data.num_proc=1",
+                      "data.val_fraction=0.2", "trainer.limit_val_batches=1", "trainer.val_check_interval=4",
+                      "trainer.max_steps=4", "trainer.log_every_n_steps=2", "logger=csv", "~callbacks.progress_bar",
+                      f"callbacks.monitor.peak_flops={peak}", f"paths.cache_dir={tmp_path / 'cache'}"],
+                     output_dir=str(out))
+    stdout = capsys.readouterr().out
     logged = [r for r in rows(out / "csv" / "metrics.csv") if r.get("train/loss")]
     assert [int(r["step"]) for r in logged] == [1, 3]  # every logged step, and only those
     # MFU = (6 x non-embedding parameters + 12 x layers x hidden x sequence length) x tokens/s / peak
     ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     params = sum(v.numel() for k, v in ckpt["state_dict"].items() if ".embeddings." not in k)
     arch = ckpt["bert_pl"]["config"]
-    longest = OmegaConf.load(out / ".hydra" / "config.yaml").data.max_seq_length
+    longest = OmegaConf.load(out / "csv" / "hparams.yaml").data.max_seq_length  # the resolved config, logged
     for r in logged:
         tokens_per_s, mfu = float(r["perf/tokens_per_s"]), float(r["perf/mfu"])
         assert tokens_per_s > 0 and float(r["train/grad_norm"]) > 0
@@ -56,8 +58,8 @@ def test_pretraining_logs_throughput_mfu_and_grad_norm_per_logged_step_and_draws
         assert 6 * params < per_token <= 6 * params + attention + 1, (per_token, params)
     # the norm is read before clipping (trainer.gradient_clip_val=1.0): a random model's gradients are larger
     assert max(float(r["train/grad_norm"]) for r in logged) > 1.0
-    printed = [line for line in res.stdout.splitlines() if "tokens/s (training steps only)" in line]
-    assert len(printed) == 1 and printed[0].startswith("4 steps, "), res.stdout[-2000:]
+    printed = [line for line in stdout.splitlines() if "tokens/s (training steps only)" in line]
+    assert len(printed) == 1 and printed[0].startswith("4 steps, "), stdout[-2000:]
     assert any(r.get("val/loss") for r in rows(out / "csv" / "metrics.csv"))
     assert_png(out / "curves.png")
 
