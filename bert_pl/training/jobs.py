@@ -1,6 +1,7 @@
 """The two jobs behind the entry points, as functions of a composed config: `python train.py` / `finetune.py` call
 them under Hydra, and the Python API (`bert_pl.pretrain`, `bert_pl.finetune`) composes the same configs and calls
-them without a Hydra runtime."""
+them without a Hydra runtime. Lightning is imported inside the jobs: imported before Hydra sets up logging, it would
+add a console handler of its own (every message twice)."""
 from __future__ import annotations
 
 import json
@@ -10,9 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from bert_pl.io.atomic import atomic_write_text
 from bert_pl.training import runner
-from bert_pl.training.checkpointing import last_checkpoint_callback
 
 log = logging.getLogger("bert_pl")
 
@@ -24,8 +23,10 @@ def pretrain(cfg: DictConfig):
     from hydra.utils import instantiate
 
     from bert_pl.io import checkpoints
+    from bert_pl.io.atomic import atomic_write_text
     from bert_pl.io.runs import mark_latest
     from bert_pl.pretraining.module import RunSummary
+    from bert_pl.training.checkpointing import last_checkpoint_callback
     from bert_pl.io import tokenization
 
     L.seed_everything(cfg.seed, workers=True)
