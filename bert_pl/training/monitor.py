@@ -4,7 +4,8 @@
 (csv/metrics.csv, TensorBoard, W&B) at each logged step:
 
     perf/tokens_per_s   real tokens (padding excluded) per second of training steps, all devices together
-    perf/mfu            model FLOPs utilisation, where the device's peak FLOP/s is known (or callbacks.monitor.peak_flops)
+    perf/mfu            model FLOPs utilisation, where the device's peak FLOP/s is known (H100, H200, A100, ...)
+                        or given (callbacks.monitor.peak_flops)
     train/grad_norm     the gradients' total L2 norm before clipping
 
 and, with `log_epoch`, `perf/tokens_per_s_epoch` once per epoch. The learning rate comes from Lightning's
