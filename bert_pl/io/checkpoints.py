@@ -173,7 +173,8 @@ _HUB_FILES = ["config.json", "*.safetensors", "pytorch_model.bin", "vocab.txt", 
 
 def _hub_id(spec: str) -> bool:
     """`org/name`, or a bare legacy name such as `bert-base-uncased` (the hub still serves those)."""
-    return bool(re.fullmatch(r"[\w.-]+(/[\w.-]+)?", spec)) and not spec.startswith(".") and ".." not in spec
+    return bool(re.fullmatch(r"[\w.-]+(/[\w.-]+)?", spec)) and not spec.startswith(".") and ".." not in spec \
+        and not spec.endswith((".ckpt", ".pt", ".bin", ".safetensors", ".json"))  # a file name, not a model name
 
 
 def _fetch_hub(repo_id: str) -> Path:
