@@ -193,13 +193,13 @@ def test_label_order_does_not_depend_on_the_order_seen():
     assert orders == {("1", "1.0", "2", "10", "inf", "nan", "neg")}
 
 
-def test_limits_cut_train_and_dev_but_never_test(tmp_path, minilm_tokenizer):
+def test_limits_cut_train_dev_and_test(tmp_path, minilm_tokenizer):
     rows = dataset(30, columns=("text",))
     train, dev, test = (write(tmp_path / f"{s}.csv", rows) for s in ("train", "dev", "test"))
     task = make_task(minilm_tokenizer, train, dev, test_file=str(test), limit_train_examples=7,
                      limit_eval_examples=5)
     task.prepare()
-    assert [len(task.features(s)) for s in ("train", "dev", "test")] == [7, 5, 30]
+    assert [len(task.features(s)) for s in ("train", "dev", "test")] == [7, 5, 5]
     assert table(task, "train")[3] == [str(100 + i) for i in range(7)]
     task = make_task(minilm_tokenizer, train, dev, max_seq_length=8)
     task.prepare()

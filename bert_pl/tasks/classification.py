@@ -20,7 +20,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from bert_pl.tasks.base import Task, TaskDataError, softmax, with_row_ids, write_jsonl_predictions
+from bert_pl.tasks.base import (Task, TaskDataError, limits_per_split, softmax, with_row_ids,
+                                write_jsonl_predictions)
 from bert_pl.tasks.metrics import check_main_metric, classification_metrics, learning_check
 
 log = logging.getLogger(__name__)
@@ -334,6 +335,7 @@ class TextClassificationTask(Task):
     for every key."""
 
     head = "classification"
+    feature_state = ("_pairs",)
 
     def __init__(self, train_file: Optional[str] = None, validation_file: Optional[str] = None,
                  test_file: Optional[str] = None, hub: Optional[str] = None, hub_config: Optional[str] = None,
@@ -343,8 +345,8 @@ class TextClassificationTask(Task):
                  main_metric: Optional[str] = None, on_bad_row: str = "error", max_seq_length: int = 128,
                  batch_size: int = 32, eval_batch_size: int = 64, num_workers: int = 0, static_shapes: bool = False,
                  limit_train_examples: Optional[int] = None, limit_eval_examples: Optional[int] = None,
-                 seed: int = 0):
-        super().__init__(max_seq_length, batch_size, eval_batch_size, num_workers, static_shapes, seed)
+                 seed: int = 0, **shared):
+        super().__init__(max_seq_length, batch_size, eval_batch_size, num_workers, static_shapes, seed, **shared)
         if label_type not in ("str", "float"):
             raise TaskDataError(f"data.label_type={label_type!r}: use str (classes) or float (regression)")
         if multi_label and label_type == "float":
@@ -368,7 +370,7 @@ class TextClassificationTask(Task):
         self._labels = [str(x) for x in labels] if labels is not None else None
         self._main_metric = main_metric
         self.on_bad_row = on_bad_row
-        self.limits = {"train": limit_train_examples, "dev": limit_eval_examples}
+        self.limits = limits_per_split(limit_train_examples, limit_eval_examples)
         self._features: Dict[str, FeatureTable] = {}
         self._pairs: Optional[bool] = None  # whether rows are text pairs (saved for prediction)
         self._hub_label_names: Dict[str, List[str]] = {}
@@ -524,7 +526,7 @@ class TextClassificationTask(Task):
 
     def features(self, split: str) -> FeatureTable:
         if split not in self._features:
-            self._features[split] = self._featurize(split)
+            self._features[split] = self.cached_features(split, lambda: self._featurize(split))
         return self._features[split]
 
     def _featurize(self, split: str) -> FeatureTable:
@@ -541,7 +543,7 @@ class TextClassificationTask(Task):
         if self.id_column and self.id_column not in columns:
             raise TaskDataError(f"{where}: no id column {self.id_column!r}; columns found: {columns}")
         label_index = {name: i for i, name in enumerate(self.labels)} if self.kind != "regression" else None
-        limit = self.limits.get(kind)  # test splits are never cut: every row gets a prediction
+        limit = self.limits.get(kind)
         table, bad, n = FeatureTable(), [], 0
         chunk: List[tuple] = []
 
@@ -575,6 +577,7 @@ class TextClassificationTask(Task):
             n += 1
             if len(chunk) >= CHUNK:
                 flush()
+                self.progress(n)
         if chunk:
             flush()
         if bad:

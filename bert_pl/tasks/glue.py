@@ -183,7 +183,8 @@ class GlueDataModule(TextClassificationTask):
     def __init__(self, task: str, data_dir: str = "data/glue", source: str = "auto", max_seq_length: int = 128,
                  batch_size: int = 32, eval_batch_size: int = 64, num_workers: int = 0, on_bad_row: str = "skip",
                  static_shapes: bool = False, limit_train_examples: Optional[int] = None,
-                 limit_eval_examples: Optional[int] = None, seed: int = 0, main_metric: Optional[str] = None):
+                 limit_eval_examples: Optional[int] = None, seed: int = 0, main_metric: Optional[str] = None,
+                 **shared):
         self.task = get_task(task)
         if self.task.name == "ax":
             raise GlueDataError("AX has no training data: it is predicted with the MNLI model; run task=mnli "
@@ -198,7 +199,7 @@ class GlueDataModule(TextClassificationTask):
                          max_seq_length=max_seq_length, batch_size=batch_size, eval_batch_size=eval_batch_size,
                          num_workers=num_workers, static_shapes=static_shapes,
                          limit_train_examples=limit_train_examples, limit_eval_examples=limit_eval_examples,
-                         seed=seed)
+                         seed=seed, **shared)
         self.data_dir, self.source = Path(data_dir), source
         self.eval_splits = list(self.task.dev)
         self.examples: Dict[str, List[Example]] = {}
@@ -242,6 +243,9 @@ class GlueDataModule(TextClassificationTask):
             raise GlueDataError(f"{self.task.folder} {split}: no usable rows")
         self.examples[split] = examples
         return examples
+
+    def source_files(self, split: str) -> Optional[List[Path]]:
+        return None if self._use_hub() else [self.data_dir / self.task.folder / self._file(split)]
 
     def rows(self, split: str):
         columns = ["id", *self.text_columns, "label"]

@@ -25,7 +25,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from bert_pl.tasks.base import PaddingCollator, Task, TaskDataError, softmax, with_row_ids, write_jsonl_predictions
+from bert_pl.tasks.base import (PaddingCollator, Task, TaskDataError, limits_per_split, softmax, with_row_ids,
+                                write_jsonl_predictions)
 from bert_pl.tasks.classification import (CHUNK, ID_COLUMN_CANDIDATES, hub_has_split, read_hub_rows, read_rows,
                                           text_value)
 from bert_pl.tasks.metrics import accuracy, learning_check
@@ -117,6 +118,7 @@ class MultipleChoiceTask(Task):
     key."""
 
     head = "multiple_choice"
+    feature_state = ("num_choices", "_k_first")
 
     def __init__(self, train_file: Optional[str] = None, validation_file: Optional[str] = None,
                  test_file: Optional[str] = None, hub: Optional[str] = None, hub_config: Optional[str] = None,
@@ -125,8 +127,8 @@ class MultipleChoiceTask(Task):
                  label_column: str = "label", id_column: Optional[str] = None, on_bad_row: str = "error",
                  max_seq_length: int = 128, batch_size: int = 16, eval_batch_size: int = 64, num_workers: int = 0,
                  static_shapes: bool = False, limit_train_examples: Optional[int] = None,
-                 limit_eval_examples: Optional[int] = None, seed: int = 0):
-        super().__init__(max_seq_length, batch_size, eval_batch_size, num_workers, static_shapes, seed)
+                 limit_eval_examples: Optional[int] = None, seed: int = 0, **shared):
+        super().__init__(max_seq_length, batch_size, eval_batch_size, num_workers, static_shapes, seed, **shared)
         if on_bad_row not in ("skip", "error"):
             raise TaskDataError(f"data.on_bad_row={on_bad_row!r}: use skip or error")
         if choice_columns is not None and len(choice_columns) < 2:
@@ -141,7 +143,7 @@ class MultipleChoiceTask(Task):
         self.choice_prefix_column = choice_prefix_column
         self.label_column, self.id_column = label_column, id_column
         self.on_bad_row = on_bad_row
-        self.limits = {"train": limit_train_examples, "dev": limit_eval_examples}
+        self.limits = limits_per_split(limit_train_examples, limit_eval_examples)
         self.num_choices: Optional[int] = None
         self._k_first = ""  # where k was first seen, for the error on a row with another number of choices
         self._features: Dict[str, ChoiceTable] = {}
@@ -272,7 +274,7 @@ class MultipleChoiceTask(Task):
     # -- features -----------------------------------------------------------------------------------------------
     def features(self, split: str) -> ChoiceTable:
         if split not in self._features:
-            self._features[split] = self._featurize(split)
+            self._features[split] = self.cached_features(split, lambda: self._featurize(split))
         return self._features[split]
 
     def split_kind(self, split: str) -> str:
@@ -282,7 +284,7 @@ class MultipleChoiceTask(Task):
         where, kind, unit = self.describe(split), self.split_kind(split), self._unit(split)
         columns, rows = self.rows(split)
         layout = self._layout(columns, where, kind)
-        limit = self.limits.get(kind)  # test splits are never cut: every row gets a prediction
+        limit = self.limits.get(kind)
         table: Optional[ChoiceTable] = None
         chunk: List[tuple] = []
         bad, n = [], 0
@@ -312,6 +314,7 @@ class MultipleChoiceTask(Task):
             n += 1
             if len(chunk) >= CHUNK:
                 flush()
+                self.progress(n)
         if bad:
             log.warning("%s: skipped %d bad row(s), e.g. %s", where, len(bad), "; ".join(bad[:3]))
         if n == 0:
@@ -382,7 +385,7 @@ class SwagTask(MultipleChoiceTask):
                  hub_config: Optional[str] = "regular", on_bad_row: str = "error", max_seq_length: int = 128,
                  batch_size: int = 16, eval_batch_size: int = 64, num_workers: int = 0, static_shapes: bool = False,
                  limit_train_examples: Optional[int] = None, limit_eval_examples: Optional[int] = None,
-                 seed: int = 0):
+                 seed: int = 0, **shared):
         if source not in ("auto", "local", "hub"):
             raise TaskDataError(f"data.source={source!r}: use auto (data_dir when it exists, else the hub), local or "
                                 f"hub")
@@ -397,7 +400,7 @@ class SwagTask(MultipleChoiceTask):
                          on_bad_row=on_bad_row, max_seq_length=max_seq_length, batch_size=batch_size,
                          eval_batch_size=eval_batch_size, num_workers=num_workers, static_shapes=static_shapes,
                          limit_train_examples=limit_train_examples, limit_eval_examples=limit_eval_examples,
-                         seed=seed)
+                         seed=seed, **shared)
 
     def _check_sources(self) -> None:
         if self.hub is None:

@@ -51,9 +51,12 @@ def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: fl
         if check.get("degenerate"):
             degenerate.append(f"{split}: {check['degenerate']}")
         files.append(str(datamodule.write_predictions(split, outputs, output_dir, submission=False)))
-    for split in datamodule.test_splits():
+    for split in datamodule.test_splits():  # none with data.predict_test=false
         outputs = predict_split(trainer, module, datamodule, split)
         files.append(str(datamodule.write_predictions(split, outputs, output_dir, submission=True)))
+        if cfg.data.get("limit_eval_examples"):
+            log.warning("%s: predicted its first %d rows only (data.limit_eval_examples): not a complete submission",
+                        split, cfg.data.limit_eval_examples)
     results = {
         "task": cfg.task.name,
         "pretrained": str(pretrained or cfg.pretrained),

@@ -15,7 +15,7 @@ import numpy as np
 
 from bert_pl.io.atomic import atomic_write_text
 from bert_pl.tasks import squad_metrics
-from bert_pl.tasks.base import Task, TaskDataError
+from bert_pl.tasks.base import Task, TaskDataError, limits_per_split
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +189,10 @@ def _check_is_max_context(doc_spans, cur_span_index, position) -> bool:
 
 
 def convert_examples_to_features(examples: List[SquadExample], tokenizer, max_seq_length: int = 384,
-                                 doc_stride: int = 128, max_query_length: int = 64, is_training: bool = False):
-    """Returns (features for the model, per-feature metadata for post-processing)."""
+                                 doc_stride: int = 128, max_query_length: int = 64, is_training: bool = False,
+                                 progress=None):
+    """Returns (features for the model, per-feature metadata for post-processing). `progress(done, total)` is
+    called every 1,000 examples."""
     vocab = tokenizer.get_vocab()
     cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
 
@@ -201,6 +203,8 @@ def convert_examples_to_features(examples: List[SquadExample], tokenizer, max_se
     docs = tokenizer.encode_batch([e.doc_tokens for e in examples], is_pretokenized=True, add_special_tokens=False)
     features, meta = [], []
     for ex_index, (ex, q, d) in enumerate(zip(examples, questions, docs)):
+        if progress is not None and ex_index % 1000 == 0:
+            progress(ex_index, len(examples))
         query_ids = q.ids[:max_query_length]
         all_doc_tokens, all_doc_ids, tok_to_orig_index = d.tokens, d.ids, d.word_ids
         orig_to_tok_index = [0] * len(ex.doc_tokens)
@@ -398,8 +402,8 @@ class SquadDataModule(Task):
                  max_answer_length: int = 30, null_score_diff_threshold: float = 0.0, batch_size: int = 32,
                  eval_batch_size: int = 64, num_workers: int = 0, static_shapes: bool = False,
                  limit_train_examples: Optional[int] = None, limit_eval_examples: Optional[int] = None,
-                 seed: int = 0):
-        super().__init__(max_seq_length, batch_size, eval_batch_size, num_workers, static_shapes, seed)
+                 seed: int = 0, **shared):
+        super().__init__(max_seq_length, batch_size, eval_batch_size, num_workers, static_shapes, seed, **shared)
         if version not in (1, 2):
             raise SquadDataError(f"data.version={version}: use 1 (SQuAD v1.1) or 2 (SQuAD v2.0)")
         self.version, self.data_dir, self.source = version, Path(data_dir), source
@@ -407,7 +411,7 @@ class SquadDataModule(Task):
         self.doc_stride, self.max_query_length = doc_stride, max_query_length
         self.n_best_size, self.max_answer_length = n_best_size, max_answer_length
         self.null_score_diff_threshold = null_score_diff_threshold
-        self.limits = {"train": limit_train_examples, "dev": limit_eval_examples}
+        self.limits = limits_per_split(limit_train_examples, limit_eval_examples)
         self._articles: Dict[str, List[dict]] = {}
         self._examples: Dict[str, List[SquadExample]] = {}
         self._features: Dict[str, tuple] = {}
@@ -438,10 +442,14 @@ class SquadDataModule(Task):
 
     def featurize(self, split: str):
         if split not in self._features:
-            self._features[split] = convert_examples_to_features(
+            self._features[split] = self.cached_features(split, lambda: convert_examples_to_features(
                 self.examples(split), self.tokenizer, self.max_seq_length, self.doc_stride, self.max_query_length,
-                is_training=split == "train")
+                is_training=split == "train", progress=self.progress))
         return self._features[split]
+
+    def source_files(self, split: str) -> Optional[List[Path]]:
+        path = self.data_dir / self.files[split]
+        return [path] if path.is_file() and self.source != "hub" else None
 
     def features(self, split: str) -> List[dict]:
         return self.featurize(split)[0]

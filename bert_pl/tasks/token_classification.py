@@ -30,7 +30,7 @@ import numpy as np
 
 from bert_pl.io.atomic import atomic_write_text
 from bert_pl.tasks import conlleval
-from bert_pl.tasks.base import IGNORE_INDEX, Task, TaskDataError
+from bert_pl.tasks.base import IGNORE_INDEX, Task, TaskDataError, limits_per_split
 
 log = logging.getLogger(__name__)
 
@@ -183,12 +183,15 @@ def read_json_sentences(path: Path, tokens_key: str = "tokens", tags_key: str = 
 
 
 # -- features ------------------------------------------------------------------------------------------------------
-def word_pieces(tokenizer, sentences: Sequence[Sequence[str]]) -> List[Tuple[np.ndarray, np.ndarray]]:
+def word_pieces(tokenizer, sentences: Sequence[Sequence[str]], progress=None) -> List[Tuple[np.ndarray, np.ndarray]]:
     """Per sentence: WordPiece ids and the position of each word's first piece. A word the tokenizer turns into
-    nothing (control characters, say) becomes [UNK], so that every word is predicted."""
+    nothing (control characters, say) becomes [UNK], so that every word is predicted. `progress(done, total)` is
+    called per chunk of sentences."""
     unk = tokenizer.token_to_id("[UNK]")
     out = []
     for i in range(0, len(sentences), CHUNK):
+        if progress is not None:
+            progress(i, len(sentences))
         batch = [list(s) for s in sentences[i:i + CHUNK]]
         for words, enc in zip(batch, tokenizer.encode_batch(batch, is_pretokenized=True, add_special_tokens=False)):
             ids = np.asarray(enc.ids, dtype=np.int64)
@@ -297,8 +300,8 @@ class TokenClassificationTask(Task):
                  on_bad_row: str = "error", max_seq_length: int = 128, doc_stride: int = 64, batch_size: int = 32,
                  eval_batch_size: int = 64, num_workers: int = 0, static_shapes: bool = False,
                  limit_train_examples: Optional[int] = None, limit_eval_examples: Optional[int] = None,
-                 seed: int = 0):
-        super().__init__(max_seq_length, batch_size, eval_batch_size, num_workers, static_shapes, seed)
+                 seed: int = 0, **shared):
+        super().__init__(max_seq_length, batch_size, eval_batch_size, num_workers, static_shapes, seed, **shared)
         if on_bad_row not in ("skip", "error"):
             raise TaskDataError(f"data.on_bad_row={on_bad_row!r}: use skip or error")
         if main_metric not in MAIN_METRICS:
@@ -315,7 +318,7 @@ class TokenClassificationTask(Task):
         self._labels = [str(x) for x in labels] if labels is not None else None
         self._labels_given = labels is not None
         self._main_metric, self.on_bad_row, self.doc_stride = main_metric, on_bad_row, doc_stride
-        self.limits = {"train": limit_train_examples, "dev": limit_eval_examples}
+        self.limits = limits_per_split(limit_train_examples, limit_eval_examples)
         self._sentences: Dict[str, List[Sentence]] = {}
         self._labelled: Dict[str, bool] = {}
         self._features: Dict[str, Tuple[List[dict], List[Window]]] = {}
@@ -417,21 +420,24 @@ class TokenClassificationTask(Task):
 
     def _featurize(self, split: str):
         if split not in self._features:
-            sentences = self.sentences(split)
-            label_ids = self._label_ids(split) if self._kind(split) != "test" else None
-            vocab = self.tokenizer.get_vocab()
-            pieces = word_pieces(self.tokenizer, [s.tokens for s in sentences])
-            feats, windows, counts = build_features(pieces, label_ids, vocab["[CLS]"], vocab["[SEP]"],
-                                                    self.max_seq_length, self.doc_stride, split == "train")
-            long = [i for i, c in enumerate(counts) if c > LONG_SENTENCE_WINDOWS]
-            if long:
-                s = sentences[long[0]]
-                log.warning("%s: %d sentence(s) longer than %d windows of max_seq_length=%d, e.g. line %d: %d words "
-                            "in %d windows; is a blank line missing between sentences?", self.files[split],
-                            len(long), LONG_SENTENCE_WINDOWS, self.max_seq_length, s.line, len(s.tokens),
-                            counts[long[0]])
-            self._features[split] = (feats, windows)
+            self._features[split] = self.cached_features(split, lambda: self._build_features(split))
         return self._features[split]
+
+    def _build_features(self, split: str):
+        sentences = self.sentences(split)
+        label_ids = self._label_ids(split) if self._kind(split) != "test" else None
+        vocab = self.tokenizer.get_vocab()
+        pieces = word_pieces(self.tokenizer, [s.tokens for s in sentences], self.progress)
+        feats, windows, counts = build_features(pieces, label_ids, vocab["[CLS]"], vocab["[SEP]"],
+                                                self.max_seq_length, self.doc_stride, split == "train")
+        long = [i for i, c in enumerate(counts) if c > LONG_SENTENCE_WINDOWS]
+        if long:
+            s = sentences[long[0]]
+            log.warning("%s: %d sentence(s) longer than %d windows of max_seq_length=%d, e.g. line %d: %d words "
+                        "in %d windows; is a blank line missing between sentences?", self.files[split],
+                        len(long), LONG_SENTENCE_WINDOWS, self.max_seq_length, s.line, len(s.tokens),
+                        counts[long[0]])
+        return feats, windows
 
     # -- contract: scoring and outputs --------------------------------------------------------------------------
     def predict(self, split: str, outputs: dict) -> List[np.ndarray]:
