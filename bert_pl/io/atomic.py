@@ -202,9 +202,35 @@ class AtomicXLACheckpointIO(XLACheckpointIO):
         atomic_torch_save(apply_to_collection(checkpoint, torch.Tensor, lambda t: t.cpu()), path)
 
 
+class MissingExtraError(UserError, ImportError):
+    pass
+
+
+def require_extra(module: str, extra: str, what: str) -> None:
+    """One line instead of an ImportError traceback where an optional package is missing (the extras of
+    pyproject.toml)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtraError(f"{what} needs the {module} package, which is not installed: "
+                                f"pip install 'bert-pl[{extra}]' (or pip install {module})")
+
+
+def tensorboard_logger(**kwargs):
+    """Lightning's TensorBoardLogger, after checking that tensorboard (or tensorboardX) is installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboardX") is None:
+        require_extra("tensorboard", "tensorboard", "logger=tensorboard")
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    return TensorBoardLogger(**kwargs)
+
+
 def wandb_logger(**kwargs):
     """WandbLogger that works with no account: offline unless an API key is configured, never a login prompt.
     The key is read from the environment by wandb itself and never enters the config or the logs."""
+    require_extra("wandb", "wandb", "logger=wandb")
     from lightning.pytorch.loggers import WandbLogger
 
     has_key = bool(os.environ.get("WANDB_API_KEY")) or (Path.home() / ".netrc").is_file() and "api.wandb.ai" in (
