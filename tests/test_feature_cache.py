@@ -129,6 +129,31 @@ def test_a_corrupt_or_foreign_cache_entry_is_rebuilt_without_running_it(csv_fold
     assert len(cache_lines(caplog, "from the cache")) == 2
 
 
+def test_a_second_job_waits_for_the_entry_the_first_one_builds(csv_folder, tmp_path, minilm_tokenizer, caplog):
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    caplog.set_level(logging.INFO, logger="bert_pl")
+    first = text_task(minilm_tokenizer, csv_folder, tmp_path / "cache")
+    path = first.feature_cache_path("train", first.source_files("train"))
+    building = FileLock(str(path.with_name(f".{path.name}.lock")))  # as another job holds it while it tokenises
+    building.acquire()
+    caplog.clear()
+    second = []
+    job = threading.Thread(target=lambda: second.append(text_task(minilm_tokenizer, csv_folder, tmp_path / "cache")))
+    job.start()
+    deadline = time.monotonic() + 60
+    while not cache_lines(caplog, "another job is building them") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cache_lines(caplog, "another job is building them") and not second
+    building.release()
+    job.join(60)
+    assert second and len(cache_lines(caplog, "from the cache")) == 3
+    assert features_of(second[0]) == features_of(first)
+
+
 def test_skipped_row_warnings_are_said_again_from_the_cache(tmp_path, minilm_tokenizer, caplog):
     caplog.set_level(logging.INFO, logger="bert_pl")
     for split in ("train", "dev", "test"):
@@ -236,7 +261,7 @@ def test_finetune_twice_uses_the_cache_and_predict_test_false_writes_no_test_pre
               f"data.test_file={tmp_path / 'test.csv'}", "trainer.max_epochs=1", f"paths.cache_dir={tmp_path}"]
     res = run_cli([*common, "data.limit_eval_examples=3", f"hydra.run.dir={tmp_path / 'a'}"])
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "cached in" in res.stderr + res.stdout
+    assert "cached in" in res.stderr + res.stdout and "not a complete submission" in res.stderr + res.stdout
     assert len((tmp_path / "a" / "predictions_test.jsonl").read_text().splitlines()) == 3
     res = run_cli([*common, "data.limit_eval_examples=3", "data.predict_test=false", f"hydra.run.dir={tmp_path / 'b'}"])
     assert res.returncode == 0, res.stderr[-3000:]

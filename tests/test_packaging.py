@@ -51,7 +51,8 @@ def test_a_logger_without_its_package_is_one_line_naming_the_extra(logger, extra
         instantiate(cfg.logger[logger])
     cause = info.value.__cause__ or info.value
     assert isinstance(cause, UserError) and "\n" not in str(cause)
-    assert f"logger={logger} needs the {extra} package" in str(cause) and f"pip install 'bert-pl[{extra}]'" in str(cause)
+    assert f"logger={logger} needs the {extra} package" in str(cause)
+    assert f"pip install 'bert-pl[{extra}]'" in str(cause)
 
 
 @pytest.mark.slow

@@ -16,10 +16,10 @@ Features are dicts of `input_ids`, `token_type_ids` (lists) plus per-feature val
 token lists per batch, pads per-token label lists with -100, and stacks the rest. Keys ending in `_index`
 (`example_index`, `feature_index`) are carried through prediction so `evaluate` can put outputs back in order.
 
-A family builds a split's features through `cached_features(split, build)`: with `data.feature_cache` set (finetune.yaml:
-data/cache/features) the result is kept on disk, keyed by the split's input file contents, the tokenizer, the task's
-settings and the family's code, so the jobs of a sweep tokenise each file once. While building, a family reports rows
-done with `self.progress(rows)` (a line every PROGRESS_EVERY seconds with rows/s and the time left).
+A family builds a split's features through `cached_features(split, build)`: with `data.feature_cache` set
+(finetune.yaml: data/cache/features) the result is kept on disk, keyed by the split's input file contents, the
+tokenizer, the task's settings and the family's code, so the jobs of a sweep tokenise each file once. While building,
+a family reports rows done with `self.progress(rows)` (a line every PROGRESS_EVERY seconds: rows/s, time left).
 """
 from __future__ import annotations
 
@@ -86,7 +86,8 @@ def write_jsonl_predictions(rows: List[dict], out_dir: Path, split: str) -> Path
     return path
 
 
-def limits_per_split(limit_train_examples: Optional[int], limit_eval_examples: Optional[int]) -> Dict[str, Optional[int]]:
+def limits_per_split(limit_train_examples: Optional[int],
+                     limit_eval_examples: Optional[int]) -> Dict[str, Optional[int]]:
     """Rows read per split kind: data.limit_eval_examples cuts the dev and the test splits alike (a quick check then
     predicts a few test rows, not the whole file: not a complete submission)."""
     return {"train": limit_train_examples, "dev": limit_eval_examples, "test": limit_eval_examples}
@@ -143,8 +144,9 @@ def plain(value):
 
 
 class CacheUnpickler(pickle.Unpickler):
-    """Loads a cache entry without running code: only numpy's array rebuilding and the classes of bert_pl's task
-    modules may be named in it (a file that names anything else is refused, as a corrupt one)."""
+    """Loads a cache entry without running code: only numpy's array rebuilding and the plain data classes of
+    bert_pl's task modules (no model, task, callback or error) may be named in it; a file that names anything else
+    is refused, as a corrupt one."""
 
     NUMPY = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy._core.multiarray", "_reconstruct"),
              ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
@@ -156,7 +158,8 @@ class CacheUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if module.startswith("bert_pl.tasks.") and module in sys.modules:
             obj = getattr(sys.modules[module], name, None)
-            if isinstance(obj, type) and obj.__module__ == module:
+            if isinstance(obj, type) and obj.__module__ == module and not issubclass(
+                    obj, (torch.nn.Module, L.LightningDataModule, L.Callback, logging.Handler, BaseException)):
                 return obj
         raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a feature cache")
 
@@ -324,14 +327,12 @@ class Task(L.LightningDataModule):
         """What, besides the input files and the tokenizer, decides a split's features: the task's class and code,
         and its constructor's arguments less those that only batch or score (NOT_FEATURE_SETTINGS)."""
         args, kwargs = self._init_arguments
-        try:
-            bound = inspect.signature(type(self).__init__).bind(self, *args, **kwargs)
-            bound.apply_defaults()
-            given = dict(bound.arguments)
-        except TypeError:  # unpickled without its arguments: nothing to key by
-            given = {"args": args, **kwargs}
-        given.pop("self", None)
-        for name, param in inspect.signature(type(self).__init__).parameters.items():
+        signature = inspect.signature(type(self).__init__)
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        given = dict(bound.arguments)
+        given.pop("self")
+        for name, param in signature.parameters.items():
             if param.kind is param.VAR_KEYWORD:
                 given.update(given.pop(name, None) or {})
         code = hashlib.blake2b(digest_size=16)
@@ -353,21 +354,28 @@ class Task(L.LightningDataModule):
         """`build()`'s result (a split's features, picklable) with `self.progress` lines while it runs; with
         data.feature_cache set, read from / written to the cache (one lock per entry, so of two sweep jobs one builds
         and the other waits and reads)."""
-        files = self.source_files(split) if self.feature_cache is not None else None
+        from filelock import FileLock, Timeout
+
+        files = self.source_files(split)
         what = f"{split} ({', '.join(str(f) for f in files)})" if files else split
-        if not files:
-            return self._build_with_progress(build, what, None)
+        rows = None  # the total for the time left: a line-per-row file's lines, less a csv/tsv header
+        if files and all(f.suffix.lower() in LINE_FILES for f in files):
+            rows = sum(count_lines(f) - (f.suffix.lower() != ".jsonl") for f in files)
+        if not files or self.feature_cache is None:
+            return self._build_with_progress(build, what, rows)
         path = self.feature_cache_path(split, files)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            from filelock import FileLock
-
             lock = FileLock(str(path.with_name(f".{path.name}.lock")))
-            lock.acquire()
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                log.info("features of %s: another job is building them; waiting for its cache entry", what)
+                lock.acquire()
         except OSError as e:
             log.warning("feature cache %s is not writable (%s); tokenising %s without it", path.parent,
                         e.strerror or e, what)
-            return self._build_with_progress(build, what, None)
+            return self._build_with_progress(build, what, rows)
         try:
             cached = self._read_cache(path)
             if cached is not None:
@@ -378,11 +386,8 @@ class Task(L.LightningDataModule):
                     log.warning("%s", message)
                 log.info("features of %s: from the cache %s (delete it to tokenise again)", what, path)
                 return features
-            lines = None
-            if all(f.suffix.lower() in LINE_FILES for f in files):  # less a header line in csv/tsv
-                lines = sum(count_lines(f) - (f.suffix.lower() != ".jsonl") for f in files)
-            warnings: List[str] = []
-            features = self._build_with_progress(build, what, lines, warnings)
+            warnings = []
+            features = self._build_with_progress(build, what, rows, warnings)
             self._write_cache(path, (features, {n: getattr(self, n) for n in self.feature_state}, warnings))
             log.info("features of %s: cached in %s", what, path)
             return features
@@ -413,7 +418,10 @@ class Task(L.LightningDataModule):
             return None
         try:
             with open(path, "rb") as f:
-                return CacheUnpickler(f).load()
+                features, state, warnings = CacheUnpickler(f).load()
+            if not isinstance(state, dict) or not isinstance(warnings, list):
+                raise ValueError("not a feature cache entry")
+            return features, state, warnings
         except Exception as e:  # noqa: BLE001 - a truncated or foreign file: built again, said
             log.warning("feature cache %s is unreadable (%s: %s); tokenising again and replacing it", path,
                         type(e).__name__, e)
