@@ -215,3 +215,26 @@ def test_a_refused_run_leaves_no_folder_but_one_that_wrote_something_stays(tmp_p
     (run / "checkpoints" / "last.ckpt").unlink()
     _remove_if_empty_run()
     assert not run.exists()
+
+
+def test_a_permission_error_names_the_file_and_the_fix(capsys):
+    def run(cfg):
+        raise PermissionError(errno.EACCES, "Permission denied", "/data/cache/pretrain-x")
+
+    code, err = _one_line_exit(run, capsys)
+    assert code == 2 and err.startswith("error: /data/cache/pretrain-x: permission denied; fix its permissions")
+
+
+def test_ctrl_c_during_a_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    atomic_torch_save({"step": 1}, path)
+
+    def interrupted(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_torch_save({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"step": 1} and os.listdir(tmp_path) == ["last.ckpt"]

@@ -145,6 +145,9 @@ def _one_line(e: BaseException, user, cfg: DictConfig) -> Optional[str]:
         return f"{str(e).splitlines()[0]} (pass {e.full_key}=...)"
     if isinstance(e, UserError) and isinstance(e, OSError) and e.strerror:
         return e.strerror  # not OSError's "[Errno 28] ..." prefix
+    if isinstance(e, PermissionError) and e.filename:
+        return (f"{e.filename}: permission denied; fix its permissions, or choose a folder this user can write "
+                f"(paths.log_dir=..., hydra.run.dir=..., data.cache_dir=...)")
     if isinstance(e, user):
         return str(e)
     disk = _disk_fault(e)
@@ -214,6 +217,7 @@ class _NoAdverts(logging.Filter):
 def one_console_log() -> None:
     """The `lightning` package prints through its own console handler and then propagates to Hydra's (console + the
     job's log file), so each of its messages appeared twice: keep Hydra's only, and drop Lightning's product tips."""
+    silence_known_noise()
     if not logging.getLogger().handlers:  # not under Hydra: Lightning's handler is the only one
         return
     import lightning  # noqa: F401  (its handler is added on import)
@@ -225,7 +229,6 @@ def one_console_log() -> None:
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _NoAdverts) for f in rank_zero.filters):
         rank_zero.addFilter(_NoAdverts())
-    silence_known_noise()
 
 
 class _NoFrameworkVersions(logging.Filter):
