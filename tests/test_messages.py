@@ -70,3 +70,21 @@ def test_a_vocab_larger_than_the_checkpoints_embeddings_is_refused_before_anythi
                                               r"30522; leave data.tokenizer.path unset"):
         model_dict(None, 40000, str(tiny_pretrained))
     assert model_dict(None, 30522, str(tiny_pretrained))["vocab_size"] == 30522
+
+
+def test_a_damaged_tokenizer_json_is_named_given_or_cached(tmp_path):
+    from bert_pl.io import tokenization
+    from bert_pl.pretraining.datamodule import PretrainingDataModule
+
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text('{"version": "1.0", "trunc')
+    with pytest.raises(UserError, match=f"{bad}: not a readable tokenizer.json .*re-create it, or pass a vocab.txt"):
+        tokenization.load(bad)
+    source = {"format": "embedded", "max_chars": 20000}
+    dm = PretrainingDataModule(source, {"vocab_size": 200}, cache_dir=str(tmp_path / "cache"))
+    dm.load_tokenizer()
+    (cached,) = (tmp_path / "cache").glob("tokenizer-*/tokenizer.json")
+    cached.write_text(cached.read_text()[:500])
+    with pytest.raises(UserError, match=f"the cached vocab {cached} is damaged; delete the cache folder "
+                                        f"{cached.parent} and run again"):
+        PretrainingDataModule(source, {"vocab_size": 200}, cache_dir=str(tmp_path / "cache")).load_tokenizer()

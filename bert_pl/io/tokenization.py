@@ -75,7 +75,13 @@ def _from_vocab(vocab: dict, lowercase: bool, source: str, **normalizer) -> Toke
 
 
 def from_tokenizer_json(path) -> Tokenizer:
-    tok = Tokenizer.from_file(str(path))
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as e:  # the tokenizers library raises a bare Exception for malformed or truncated JSON
+        if not Path(path).is_file():
+            raise
+        raise VocabError(f"{path}: not a readable tokenizer.json ({str(e).splitlines()[0][:160]}); the file is "
+                         f"damaged or truncated: re-create it, or pass a vocab.txt") from None
     return _add_post_processor(tok, str(path))
 
 

@@ -99,7 +99,11 @@ class PretrainingDataModule(L.LightningDataModule):
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.cache_dir / f".tokenizer-{key}.lock")):
             if (folder / "tokenizer.json").is_file():
-                return tokenization.load(folder)
+                try:
+                    return tokenization.load(folder)
+                except tokenization.VocabError:  # damaged after it was written (renamed in whole)
+                    raise CorpusError(f"the cached vocab {folder / 'tokenizer.json'} is damaged; delete the cache "
+                                      f"folder {folder} and run again to train it anew") from None
             log.info("training a %d-word WordPiece vocab on %s", settings["vocab_size"], self.source.get("format"))
             texts = (s for doc in with_progress(documents(self.source), "reading the corpus for the vocab")
                      for s in doc)
