@@ -61,3 +61,13 @@ def test_only_the_known_noise_is_silenced(caplog):
         logging.getLogger("datasets").info("TensorFlow version 2.21.0 available.")
         logging.getLogger("datasets").info("Loading a dataset")
     assert "TensorFlow version" not in caplog.text and "Loading a dataset" in caplog.text
+
+
+def test_plain_progress_says_where_training_ended(capsys, monkeypatch):
+    bar = PlainProgressBar(every=3600)
+    trainer = SimpleNamespace(max_steps=-1, estimated_stepping_batches=24, global_step=24, current_epoch=3)
+    monkeypatch.setattr(bar, "get_metrics", lambda trainer, module: {"train/loss": 0.5})
+    bar.on_train_start(trainer, None)
+    bar.on_train_batch_end(trainer, None, None, None, 0)  # within `every`: nothing yet
+    bar.on_train_end(trainer, None)
+    assert capsys.readouterr().out == "training ended: step 24/24 (100%), 0 s, train/loss 0.5\n"

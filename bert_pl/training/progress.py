@@ -49,9 +49,9 @@ class PlainProgressBar(ProgressBar):
 
     def on_train_end(self, trainer, pl_module) -> None:
         if self._enabled:
-            self._print(trainer, pl_module, time.monotonic())
+            self._print(trainer, pl_module, time.monotonic(), "training ended: ")
 
-    def _print(self, trainer, pl_module, now: float) -> None:
+    def _print(self, trainer, pl_module, now: float, head: str = "") -> None:
         total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
         if total is None:
             total = getattr(trainer, "estimated_stepping_batches", None)
@@ -59,8 +59,8 @@ class PlainProgressBar(ProgressBar):
         share = f"/{total} ({100 * trainer.global_step / total:.0f}%)" if total else ""
         metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if "loss" in k or k.startswith("val")}
         shown = "".join(f", {k} {v:.4g}" if isinstance(v, float) else f", {k} {v}" for k, v in metrics.items())
-        print(f"epoch {trainer.current_epoch} step {trainer.global_step}{share}, {now - self._start:.0f} s{shown}",
-              flush=True)
+        epoch = "" if head else f"epoch {trainer.current_epoch} "  # at the end it counts the epochs done
+        print(f"{head}{epoch}step {trainer.global_step}{share}, {now - self._start:.0f} s{shown}", flush=True)
 
 
 class ModelSummaryWithoutZeroFlops(RichModelSummary):
