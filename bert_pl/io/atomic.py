@@ -145,7 +145,8 @@ def atomic_torch_save(obj: Any, path) -> None:
                                            f"choose a writable folder (hydra.run.dir=... or paths.output_dir=...)")
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), _file_mode())
+            with contextlib.suppress(OSError):  # some mounts (SMB, FUSE) refuse chmod: their own mode then
+                os.fchmod(f.fileno(), _file_mode())
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
