@@ -33,6 +33,10 @@ def test_a_symlink_loop_is_named_by_every_loader(loop):
         resolve(str(loop))
     with pytest.raises(UserError, match=f"corpus path {loop} is a symlink loop"):
         list(google_documents([str(loop)]))
+    from bert_pl.pretraining.corpus import hub_documents
+
+    with pytest.raises(UserError, match=f"data.source.name={loop} is a symlink loop"):
+        next(hub_documents(str(loop)))
     with pytest.raises(UserError, match=f"{loop / 'MRPC'} is a symlink loop"):
         GlueDataModule("mrpc", data_dir=str(loop)).read("train")  # the hub is offline in tests (conftest)
 

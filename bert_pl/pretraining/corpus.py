@@ -142,6 +142,10 @@ def hub_documents(name: str, config: Optional[str] = None, split: str = "train",
     else:
         from bert_pl.io.hub import require_online
 
+        if os.path.lexists(local) and not local.exists():  # a link that leads nowhere: not a hub name
+            from bert_pl.io.missing import why_missing
+
+            raise CorpusError(f"data.source.name={name} {why_missing(local)}; point it at a dataset folder")
         if not local.exists():
             require_online(f"dataset {name!r}", "data.source.name=/path/to/a/local/copy or data=text "
                            "data.source.paths=[FILES]", repo_id=name, repo_type="dataset")
