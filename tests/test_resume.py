@@ -58,12 +58,12 @@ def test_a_finished_run_holds_one_last_state_and_best_weights(uninterrupted):
     assert results["best"]["checkpoint"].endswith(files[0])
 
 
-@pytest.mark.parametrize("stop,after_step", [("kill -9", 7), ("kill -9", STEPS_PER_EPOCH + 1), ("SIGTERM", 30)],
+@pytest.mark.parametrize("stop,after_step", [("kill -9", 7), ("kill -9", STEPS_PER_EPOCH), ("SIGTERM", 30)],
                          ids=["kill -9 in epoch 1", "kill -9 in epoch 2", "SIGTERM"])
 def test_stopped_finetuning_resumes_from_its_folder_and_ends_exactly_as_uninterrupted(stop, after_step, tmp_path,
                                                                                       tiny_pretrained, uninterrupted):
-    """kill -9 once last.ckpt has passed a given step (a step checkpoint of the first epoch; one of the second, after
-    the first epoch's validation), resumed with ckpt_path=<run folder>; or SIGTERM at any step (the run writes
+    """kill -9 once last.ckpt has passed a given step (a step checkpoint of the first epoch; the end of the first
+    epoch, after its validation, or a step of the second), resumed with ckpt_path=<run folder>; or SIGTERM at any step (the run writes
     last.ckpt at that step, exits 143 and prints the command that resumes it). Dropout on."""
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, *finetune_args(tiny_pretrained, f"hydra.run.dir={killed}",

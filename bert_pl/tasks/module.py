@@ -5,6 +5,8 @@ import inspect
 import warnings
 from typing import Callable, Optional
 
+import torch
+
 from bert_pl.model.heads import get_head
 from bert_pl.training.module import BertModule
 
@@ -31,6 +33,7 @@ class FinetuneModule(BertModule):
         self.problem_type = kwargs.get("problem_type")
         self.history: list = []  # one dict of dev metrics per validation run
         self._outputs: dict = {}
+        self._epoch_loss = torch.zeros(2)  # this epoch's (sum of losses x examples, examples)
         self._inputs = set(inspect.signature(self.model.forward).parameters)
 
     def forward(self, batch: dict) -> dict:
@@ -40,8 +43,16 @@ class FinetuneModule(BertModule):
         loss = self(batch)["loss"]
         size = batch["input_ids"].shape[0]
         self.log("train/loss", loss, on_step=True, prog_bar=True, batch_size=size)
-        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, batch_size=size)
+        self._epoch_loss = self._epoch_loss + torch.stack([loss.detach().float() * size,
+                                                           torch.tensor(float(size), device=loss.device)])
         return self.check_finite(loss)
+
+    # The epoch's mean training loss so far is kept here and saved with each checkpoint, not by Lightning's on_epoch
+    # logging, whose running sums a resumed run does not get back; it is logged with each validation (the epoch's
+    # end), which comes before that step's checkpoint, so a resumed run never logs it twice. (Lightning does not call
+    # on_train_epoch_start for an epoch resumed part-way: it goes on from the saved sums.)
+    def on_train_epoch_start(self) -> None:
+        self._epoch_loss = torch.zeros(2, device=self.device)
 
     def _collect(self, batch, key) -> dict:
         """Keep the head's outputs and the batch's `*_index` keys (which row/feature each output belongs to)."""
@@ -77,6 +88,9 @@ class FinetuneModule(BertModule):
             return
         main = float(sum(m[self.main_metric] for m in results.values()) / len(results))
         self.log("val/main", main, prog_bar=True)
+        total, count = self._epoch_loss.tolist()
+        if count:
+            self.log("train/loss_epoch", total / count, batch_size=1)
         self.history.append({"epoch": self.current_epoch, "step": self.global_step, "main": main, **results})
 
     def predict_step(self, batch, batch_idx, dataloader_idx: int = 0):
@@ -85,10 +99,13 @@ class FinetuneModule(BertModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)
         checkpoint["bert_pl_history"] = list(self.history)  # a resumed run reports every epoch's dev metrics
+        checkpoint["bert_pl_epoch_loss"] = self._epoch_loss.cpu()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         self.history = list(checkpoint.get("bert_pl_history", []))
+        if checkpoint.get("bert_pl_epoch_loss") is not None:
+            self._epoch_loss = checkpoint["bert_pl_epoch_loss"].clone()
 
     def extra_checkpoint_info(self) -> dict:
         task = self._trainer.datamodule if self._trainer is not None else None
