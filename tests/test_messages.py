@@ -37,6 +37,17 @@ def test_a_symlink_loop_is_named_by_every_loader(loop):
 
     with pytest.raises(UserError, match=f"data.source.name={loop} is a symlink loop"):
         next(hub_documents(str(loop)))
+    from bert_pl.tasks.classification import read_rows
+    from bert_pl.tasks.squad import read_json
+    from bert_pl.tasks.token_classification import read_conll
+
+    # Path.resolve() raises RuntimeError on a loop: these said "not found (looked in ...)" with a traceback
+    with pytest.raises(UserError, match=f"data file {loop / 'train.tsv'} is a symlink loop"):
+        read_rows(loop / "train.tsv")
+    with pytest.raises(UserError, match=f"data file {loop / 'eng.train'} is a symlink loop"):
+        read_conll(loop / "eng.train")
+    with pytest.raises(UserError, match=f"SQuAD file {loop / 'dev-v1.1.json'} is a symlink loop"):
+        read_json(loop / "dev-v1.1.json")
     with pytest.raises(UserError, match=f"{loop / 'MRPC'} is a symlink loop"):
         GlueDataModule("mrpc", data_dir=str(loop)).read("train")  # the hub is offline in tests (conftest)
 

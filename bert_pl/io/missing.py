@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from typing import Optional
 
 
 def why_missing(path) -> str:
@@ -36,3 +37,18 @@ def _link_at_fault(path: Path):
         if os.path.islink(prefix) and not os.path.exists(prefix):
             return prefix
     return path
+
+
+def link_problem(path) -> Optional[str]:
+    """why_missing's words when a symlink is at fault (a loop, a broken link), else None: the caller's own
+    "not found" then stands."""
+    why = why_missing(path)
+    return why if why.startswith(("is a symlink loop", "is a broken symlink")) else None
+
+
+def resolved_parent(path) -> Path:
+    """`path.resolve().parent`, which raises RuntimeError on a symlink loop; the unresolved parent then."""
+    try:
+        return Path(path).resolve().parent
+    except (RuntimeError, OSError):
+        return Path(os.path.abspath(path)).parent

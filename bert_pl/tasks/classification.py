@@ -39,8 +39,10 @@ def read_rows(path: Path) -> Tuple[List[str], Iterator[Tuple[int, dict]]]:
     """(column names, iterator of (line or row number, row dict)) for a local file, chosen by extension."""
     path = Path(path)
     if not path.is_file():
-        where = path.resolve().parent
-        raise TaskDataError(f"data file {path} not found (looked in {where}); check data.train_file / "
+        from bert_pl.io.missing import link_problem, resolved_parent
+
+        raise TaskDataError(f"data file {path} {link_problem(path) or 'not found'} (looked in "
+                            f"{resolved_parent(path)}); check data.train_file / "
                             f"data.validation_file / data.test_file")
     suffix = path.suffix.lower()
     if suffix not in EXTENSIONS:

@@ -129,7 +129,10 @@ def _field(obj, key: str, kind, where: str, default=None):
 
 def read_json(path: Path) -> List[dict]:
     if not path.is_file():
-        raise SquadDataError(f"SQuAD file {path} does not exist; pass data_dir=FOLDER holding it, or "
+        from bert_pl.io.missing import link_problem
+
+        raise SquadDataError(f"SQuAD file {path} {link_problem(path) or 'does not exist'}; pass data_dir=FOLDER "
+                             f"holding it, or "
                              f"data.source=hub when online")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

@@ -55,7 +55,10 @@ class Sentence:
 
 # -- reading -------------------------------------------------------------------------------------------------------
 def _missing(path: Path) -> TaskDataError:
-    return TaskDataError(f"data file {path} not found (looked in {path.resolve().parent}); check data.train_file / "
+    from bert_pl.io.missing import link_problem, resolved_parent
+
+    return TaskDataError(f"data file {path} {link_problem(path) or 'not found'} (looked in {resolved_parent(path)}); "
+                         f"check data.train_file / "
                          f"data.validation_file / data.test_file (task=conll2003: data_dir)")
 
 
@@ -511,7 +514,10 @@ class Conll2003Task(TokenClassificationTask):
         folder = Path(data_dir)
         if not (train_file and validation_file):
             if not folder.is_dir():
-                raise TaskDataError(f"data_dir={data_dir}: no such folder; pass data_dir=DIR holding eng.train "
+                from bert_pl.io.missing import link_problem
+
+                raise TaskDataError(f"data_dir={data_dir}: {link_problem(folder) or 'no such folder'}; pass "
+                                    f"data_dir=DIR holding eng.train "
                                     f"eng.testa [eng.testb] (or train.txt dev.txt [test.txt])")
             layout = next((names for names in self.LAYOUTS if (folder / names[0]).is_file()
                            and (folder / names[1]).is_file()), None)
