@@ -106,7 +106,7 @@ def test_ctrl_c_prints_the_command_that_resumes_the_newest_checkpoint(tmp_path, 
     trainer = SimpleNamespace(is_global_zero=True, global_step=37,
                               checkpoint_callback=SimpleNamespace(dirpath=str(run / "checkpoints")))
     SaveOnPreemption().on_exception(trainer, None, KeyboardInterrupt())
-    assert "nothing to resume" in capsys.readouterr().err
+    assert "no training state (last.ckpt) was written yet, so there is nothing to resume" in capsys.readouterr().err
     atomic_torch_save({"x": 1}, run / "checkpoints" / "last.ckpt")
     SaveOnPreemption().on_exception(trainer, None, KeyboardInterrupt())
     err = capsys.readouterr().err

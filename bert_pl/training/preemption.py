@@ -1,6 +1,7 @@
 """Preemption: SIGTERM (what schedulers and `kill` send) or SIGUSR1 (SLURM's warning before the time limit) makes the
 run write `last.ckpt` at the step it is at and exit non-zero with the command that resumes it. Lightning alone stops
-on SIGTERM without a checkpoint and exits 0, which a scheduler reads as "finished"."""
+on SIGTERM without a checkpoint and exits 0, which a scheduler reads as "finished". Ctrl-C stops at once (mid-step,
+nothing saved) and prints the command that resumes the newest last.ckpt."""
 from __future__ import annotations
 
 import signal
@@ -66,17 +67,14 @@ def checkpoint_folder(trainer) -> str:
 def interrupted_message(trainer) -> str:
     """Ctrl-C (KeyboardInterrupt) stops at once, mid-step, so nothing is saved then; the newest checkpoint already
     written (whole: writes are atomic) is what resumes. Lightning exits with 1 after this."""
-    folder = Path(checkpoint_folder(trainer))
-    found = [p for p in folder.glob("*.ckpt") if p.is_file()] if "://" not in str(folder) else []
+    folder = checkpoint_folder(trainer)
     head = f"interrupted (Ctrl-C) at step {trainer.global_step}"
-    if not found:
-        return f"{head}; no checkpoint was written yet, so there is nothing to resume"
-    last = folder / "last.ckpt"  # the newest full state; a run folder resumes it
-    if last.is_file():
-        return f"{head}; the newest checkpoint is {last}\nresume with: " \
-               f"{resume_command(folder.parent if folder.name == 'checkpoints' else last)}"
-    newest = max(found, key=lambda p: p.stat().st_mtime_ns)
-    return f"{head}; the newest checkpoint is {newest}\nresume with: {resume_command(newest)}"
+    last = Path(folder) / "last.ckpt"  # the newest full training state (other files may hold weights only)
+    if "://" in folder or not last.is_file():
+        return f"{head}; no training state (last.ckpt) was written yet, so there is nothing to resume"
+    # a run folder resumes its last.ckpt, and the resumed run continues in that folder
+    target = last.parent.parent if last.parent.name == "checkpoints" else last
+    return f"{head}; the newest state is {last}\nresume with: {resume_command(target)}"
 
 
 def resume_command(ckpt) -> str:
