@@ -73,13 +73,14 @@ def test_kill_mid_run_then_resume_gives_the_same_losses(tmp_path):
     proc = subprocess.Popen(args, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while not list((killed / "checkpoints").glob("step*.ckpt")) and time.time() < deadline:
+    last = killed / "checkpoints" / "last.ckpt"
+    while not last.is_file() and time.time() < deadline:  # the first save is at step 4
         assert proc.poll() is None, "train.py ended before it could be killed"
         time.sleep(0.05)
     time.sleep(0.5)  # well inside the next 4 steps
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    last = killed / "checkpoints" / "last.ckpt"
+    assert sorted(p.name for p in (killed / "checkpoints").iterdir()) == ["last.ckpt"]  # one full state, no copies
     k = torch.load(last, weights_only=True)["global_step"]
     assert 4 <= k < 16
     assert not list((killed / "checkpoints").glob("*.tmp"))  # no partial file that could pass for a checkpoint
