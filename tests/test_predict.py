@@ -52,7 +52,7 @@ def test_predict_cli_equals_the_fine_tuning_runs_own_dev_predictions(runs, tmp_p
                for k in a["probabilities"]) < 1e-5
 
 
-def test_predict_from_stdin_and_one_line_errors(runs, tmp_path):
+def test_predict_from_stdin_and_one_line_errors(runs, tmp_path, monkeypatch, capsys):
     _, env = runs
     res = run_cli(["predict.py", "model=latest:finetune/mrpc", "input=-"], env=env,
                   input="The cat sat.\tA cat was sitting.\nIt rains.\tIt is wet.\n")
@@ -73,10 +73,16 @@ def test_predict_from_stdin_and_one_line_errors(runs, tmp_path):
     ]
     (tmp_path / "empty.txt").write_text("\n\n")
     cases.append((["model=latest:mrpc", f"input={tmp_path / 'empty.txt'}"], "no input lines"))
-    for args, message in cases:
-        res = run_cli(["predict.py", *args], env=env)
-        assert res.returncode == 2 and message in res.stderr, (args, res.stderr[-2000:])
-        assert "Traceback" not in res.stderr
+    import predict
+    from bert_pl.training import runner
+
+    monkeypatch.setenv("BERT_PL_OUTPUTS", env["BERT_PL_OUTPUTS"])
+    for args, message in cases:  # in-process (as `python predict.py ARGS` runs them), to keep the suite short
+        with pytest.raises(SystemExit) as stop:
+            predict.main(runner.key_value_config(runner.CONF_DIR / "predict.yaml", args))
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err, (args, err[-2000:])
+        assert "Traceback" not in err and err.strip().count("\n") == 0, err
 
 
 def test_python_api_load_predict_fill_mask_embed(runs, monkeypatch):
