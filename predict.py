@@ -13,7 +13,7 @@ from bert_pl.training import runner
 
 @runner.entry_point
 def main(cfg):
-    from bert_pl.inference import run_predict
+    from bert_pl.inference.model import run_predict
 
     return run_predict(cfg)
 

@@ -6,7 +6,7 @@
 
 1. The card's measured bf16 matmul ceiling (8192^3 on random data, CUDA events, median of 10), so MFU can be stated
    against both the datasheet peak and what the card really does.
-2. The rows: `python -m bert_pl.bench` (bert-pl vs transformers with SDPA, same weights and inputs, alternating)
+2. The rows: `python benchmarks/bench.py` (bert-pl vs transformers with SDPA, same weights and inputs, alternating)
    for each configuration in ROWS, called in-process so torch and transformers are imported once. A row that fails
    or overruns its alarm is logged and skipped; the others still run.
 3. The largest training batch of each implementation at seq 128 and 512 (bert_base, out-of-memory search).
@@ -25,7 +25,8 @@ import traceback
 import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-from bert_pl import bench  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import bench  # noqa: E402
 
 COMMON = ["--device", "cuda", "--precision", "bf16", "--steps", "10", "--warmup", "3"]
 ROWS = [  # (name, extra argv, alarm seconds)

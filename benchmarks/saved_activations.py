@@ -12,7 +12,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bert_pl.bench import bench_inputs, build, parse_args  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import bench_inputs, build, parse_args  # noqa: E402
 
 
 def saved_mb(loss_fn) -> float:

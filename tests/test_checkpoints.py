@@ -42,7 +42,7 @@ def same_weights(a: dict, b: dict):
 def test_minilm_hidden_states_match_transformers(minilm_dir):
     ckpt = resolve(minilm_dir)
     assert ckpt.kind == "huggingface" and ckpt.config.hidden_size == 384 and ckpt.config.num_hidden_layers == 6
-    from bert_pl.extract_features import load_encoder
+    from bert_pl.cli.extract_features import load_encoder
 
     ours, tok = load_encoder(str(minilm_dir))
     ref = transformers.BertModel.from_pretrained(str(minilm_dir)).eval()
@@ -58,7 +58,7 @@ def test_minilm_hidden_states_match_transformers(minilm_dir):
 def test_extract_features_cli_matches_transformers(minilm_dir, tmp_path):
     lines = ["The company said it expects results to improve.", "Who wrote it? ||| Nobody knows."]
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
-    res = run_cli(["-m", "bert_pl.extract_features", "--pretrained", str(minilm_dir), "--input_file",
+    res = run_cli(["-m", "bert_pl.cli.extract_features", "--pretrained", str(minilm_dir), "--input_file",
                    str(tmp_path / "in.txt"), "--output_file", str(tmp_path / "out.jsonl"), "--layers", "-1,-2,-3,-4"])
     assert res.returncode == 0, res.stderr
     records = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -133,10 +133,10 @@ def test_roundtrip_ours_hf_ours_bit_identical(tiny_pretrained, tmp_path):
 
 
 def test_convert_cli(tiny_pretrained, tmp_path):
-    res = run_cli(["-m", "bert_pl.convert", str(tiny_pretrained), str(tmp_path / "hf")])
+    res = run_cli(["-m", "bert_pl.export", str(tiny_pretrained), str(tmp_path / "hf")])
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "hf" / "model.safetensors").is_file() and (tmp_path / "hf" / "vocab.txt").is_file()
-    res = run_cli(["-m", "bert_pl.convert", str(tmp_path / "hf"), str(tmp_path / "back.ckpt")])
+    res = run_cli(["-m", "bert_pl.export", str(tmp_path / "hf"), str(tmp_path / "back.ckpt")])
     assert res.returncode == 0, res.stderr
     same_weights(resolve(tiny_pretrained).state_dict, resolve(tmp_path / "back.ckpt").state_dict)
 

@@ -120,7 +120,7 @@ def test_onnx_export_reloads_with_bert_pl_load_and_predicts_the_same(head, tmp_p
     if head == "pretraining":
         same(ours.fill_mask("Paris is the [MASK] of [MASK].", top_k=3),
              onnx.fill_mask("Paris is the [MASK] of [MASK].", top_k=3))
-        with pytest.raises(bert_pl.inference.PredictError, match="ONNX export.*load the checkpoint"):
+        with pytest.raises(bert_pl.inference.model.PredictError, match="ONNX export.*load the checkpoint"):
             onnx.embed(["a sentence"])
     else:
         same(ours.predict(PREDICT_INPUTS[head]), onnx.predict(PREDICT_INPUTS[head]))

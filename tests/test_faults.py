@@ -25,7 +25,7 @@ def _torch_full_disk(obj, f, *args, **kwargs):
 def test_a_full_disk_in_a_run_keeps_the_previous_last_ckpt_and_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     """An in-process tiny pretraining run whose second checkpoint write hits a full disk: the entry point prints one
     line with the cause and the resume command; last.ckpt of the earlier step is intact; no temporary file left."""
-    import bert_pl.api
+    import bert_pl.training.api
     from bert_pl.training.runner import entry_point
 
     real_save, saves = torch.save, []
@@ -36,7 +36,7 @@ def test_a_full_disk_in_a_run_keeps_the_previous_last_ckpt_and_says_so_in_one_li
 
     monkeypatch.setattr(atomic.torch, "save", save)
     run = tmp_path / "run"
-    cfg = bert_pl.api.compose("train", ["trainer.max_steps=4", "callbacks.last_checkpoint.every_n_train_steps=2",
+    cfg = bert_pl.training.api.compose("train", ["trainer.max_steps=4", "callbacks.last_checkpoint.every_n_train_steps=2",
                                         "data.batch_size=4", "data.source.max_chars=20000", "logger=[]",
                                         f"paths.cache_dir={tmp_path / 'cache'}", "~callbacks.progress_bar"], str(run))
     from bert_pl.training.jobs import pretrain

@@ -1,5 +1,5 @@
 """Live metrics (tokens/s of real tokens, MFU, gradient norm before clipping) in a run's metrics.csv, the pictures a
-run leaves (curves.png), and `python -m bert_pl.plot` over runs."""
+run leaves (curves.png), and `python -m bert_pl.cli.plot` over runs."""
 import csv
 import logging
 
@@ -118,7 +118,7 @@ def test_plot_command_overlays_runs_and_a_bad_run_is_one_line(tmp_path, capsys):
 
 
 def test_plot_command_line_is_one_line_in_a_subprocess(tmp_path):
-    res = run_cli(["-m", "bert_pl.plot", str(tmp_path / "nothing-here")])
+    res = run_cli(["-m", "bert_pl.cli.plot", str(tmp_path / "nothing-here")])
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "no such run folder" in res.stderr, res.stderr
 
 

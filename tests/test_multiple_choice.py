@@ -422,7 +422,7 @@ def test_cli_swag_end_to_end(swag_run):
 
 
 def test_finetuned_checkpoint_exports_to_transformers(swag_run, tmp_path, minilm_tokenizer):
-    """`python -m bert_pl.convert` (its main, in-process) on the fine-tuned checkpoint: transformers'
+    """`python -m bert_pl.export` (its main, in-process) on the fine-tuned checkpoint: transformers'
     BertForMultipleChoice loads the folder with no missing or unexpected keys and gives the same logits."""
     transformers = pytest.importorskip("transformers")
     from bert_pl import convert

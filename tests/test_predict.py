@@ -102,7 +102,7 @@ def test_python_api_load_predict_fill_mask_embed(runs, monkeypatch):
     vectors = lm.embed(["a sentence", "another, longer sentence here"], layers=[-1, -2], pooling="mean")
     hidden = lm.model.config.hidden_size
     assert vectors.shape == (2, 2 * hidden) and np.isfinite(vectors).all()
-    with pytest.raises(bert_pl.inference.PredictError, match="pretraining checkpoint with no task head"):
+    with pytest.raises(bert_pl.inference.model.PredictError, match="pretraining checkpoint with no task head"):
         lm.predict(["x"])
 
 
@@ -239,7 +239,7 @@ def test_span_predictions_point_into_the_context(tmp_path, minilm_tokenizer):
     for x, r in zip(inputs, out):
         assert r["answer"] and x["context"][r["start"]:r["end"]] == r["answer"]
         assert 0 < r["score"] <= 1
-    with pytest.raises(bert_pl.inference.PredictError, match="takes {'question'"):
+    with pytest.raises(bert_pl.inference.model.PredictError, match="takes {'question'"):
         bert_pl.load(path).predict(["just text"])
 
 

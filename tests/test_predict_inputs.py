@@ -31,7 +31,7 @@ def classifier(tmp_path_factory, minilm_tokenizer):
 
 def predict(args, capsys):
     """predict.py in-process: (exit code, stdout, stderr)."""
-    from bert_pl.inference import run_predict
+    from bert_pl.inference.model import run_predict
     from bert_pl.training import runner
 
     code = 0
@@ -99,7 +99,7 @@ def test_one_text_gets_one_result(classifier):
     vector = model.embed("Great blender")
     assert vector.shape == (32,)
     np.testing.assert_allclose(vector, model.embed(["Great blender"])[0], atol=1e-6)
-    with pytest.raises(bert_pl.inference.PredictError, match="batch_size=0"):
+    with pytest.raises(bert_pl.inference.model.PredictError, match="batch_size=0"):
         bert_pl.load(classifier, batch_size=0)
 
 

@@ -536,7 +536,7 @@ def test_cli_conll2003_end_to_end_then_export_to_transformers(tiny_pretrained, t
         seqeval_metrics.f1_score([[w[1] for w in s] for s in test_sents], [[w[2] for w in s] for s in test_sents]))
     # the fine-tuned checkpoint exports to a folder transformers loads with no missing/unexpected keys
     ckpt = results["best"]["checkpoint"]
-    res = run_cli(["-m", "bert_pl.convert", ckpt, str(tmp_path / "hf")])
+    res = run_cli(["-m", "bert_pl.export", ckpt, str(tmp_path / "hf")])
     assert res.returncode == 0, res.stderr[-2000:]
     assert "token_classification" in res.stdout
     hf, info = transformers.BertForTokenClassification.from_pretrained(str(tmp_path / "hf"), output_loading_info=True)

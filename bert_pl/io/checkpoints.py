@@ -1,7 +1,7 @@
 """One loader for every BERT checkpoint format, and the Hugging Face writer.
 
 `resolve(pretrained)` recognises (after `bert_pl.io.runs.expand`: `latest`, `latest:TASK`, a run folder):
-- a bert-pl Lightning checkpoint (`.ckpt` from train.py / finetune.py, or from `python -m bert_pl.convert`);
+- a bert-pl Lightning checkpoint (`.ckpt` from train.py / finetune.py, or from `python -m bert_pl.export`);
 - a Hugging Face folder: config.json + model.safetensors or pytorch_model.bin, with or without the `bert.` prefix;
 - a Google TF folder: bert_config.json + bert_model.ckpt.* (+ vocab.txt); read with TensorFlow (optional extra);
 - a hub id (`org/name`) when online, fetched with huggingface_hub into the local cache.

@@ -4,7 +4,7 @@
     sweep_summary(rows, out)     each job's best dev value in a sweep (bert_pl.tasks.sweep)
     glue_chart(report, out)      the GLUE report's dev scores (bert_pl.tasks.glue_report)
 
-`python -m bert_pl.plot RUN [RUN...]` is the command over `curves`.
+`python -m bert_pl.cli.plot RUN [RUN...]` is the command over `curves`.
 """
 from __future__ import annotations
 

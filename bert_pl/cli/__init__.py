@@ -37,7 +37,7 @@ def finetune():
 
 
 def predict():
-    from bert_pl.inference import run_predict
+    from bert_pl.inference.model import run_predict
 
     runner.entry_point(run_predict)(runner.key_value_config(runner.CONF_DIR / "predict.yaml", sys.argv[1:]))
 

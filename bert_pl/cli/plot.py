@@ -1,7 +1,7 @@
 """Overlay the training curves of runs: train and dev loss, the main dev metric, tokens/s, gradient norm.
 
-    python -m bert_pl.plot outputs/finetune/mrpc/runs/2026-01-01_10-00-00 outputs/finetune/mrpc/runs/latest
-    python -m bert_pl.plot latest:train --out pretraining.png
+    python -m bert_pl.cli.plot outputs/finetune/mrpc/runs/2026-01-01_10-00-00 outputs/finetune/mrpc/runs/latest
+    python -m bert_pl.cli.plot latest:train --out pretraining.png
 
 RUN: a run folder (it reads RUN/csv/metrics.csv), a metrics.csv, or latest[:TASK]. Every run also draws its own
 curves.png when it ends.
@@ -32,7 +32,7 @@ def _check_out(out: Path) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bert_pl.plot", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bert_pl.cli.plot", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folder, metrics.csv or latest[:TASK]")
     parser.add_argument("--out", type=Path, default=Path("curves.png"), help="the picture (default: curves.png)")

@@ -1,7 +1,7 @@
 """Speed benchmark: bert-pl vs `transformers` BERT, same config, same weights, same inputs, one process, alternating.
 
-    python -m bert_pl.bench --model bert_base --task pretrain --batch-size 8 --seq-len 128 --precision 32 --device cpu
-    python -m bert_pl.bench --model bert_base --task inference --padding-mix
+    python benchmarks/bench.py --model bert_base --task pretrain --batch-size 8 --seq-len 128 --precision 32 --device cpu
+    python benchmarks/bench.py --model bert_base --task inference --padding-mix
 
 Prints a table, appends one JSON line to --out, and ends with that JSON object on stdout. Not part of the tests.
 Tokens/s counts real (non-padding) tokens. MFU = model FLOPs/s / device peak; model FLOPs per token are
@@ -15,10 +15,13 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout: python benchmarks/bench.py
 from bert_pl.model.bert import BertConfig, BertForPreTraining, model_flops_per_token
 from bert_pl.model.heads import BertForSequenceClassification
 
@@ -295,7 +298,7 @@ def largest_batch(args, device, which: str, budget_mb: float) -> dict:
 
 def parse_args(argv=None) -> argparse.Namespace:
     """The bench's options, with the derived MLM prediction count (`max_pred`)."""
-    ap = argparse.ArgumentParser(prog="python -m bert_pl.bench", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="bert_base", choices=sorted(PRESETS))
     ap.add_argument("--task", default="pretrain", choices=["pretrain", "finetune", "inference"])

@@ -1,7 +1,7 @@
 """Contextual token features from a pretrained BERT, like Google's extract_features.py: one JSON line per input
 line, each token with its values at the requested layers (-1 = last). Inputs: `text` or `text_a ||| text_b`.
 
-    python -m bert_pl.extract_features --pretrained SRC --input_file in.txt --output_file out.jsonl --layers -1,-2,-3,-4
+    python -m bert_pl.cli.extract_features --pretrained SRC --input_file in.txt --output_file out.jsonl --layers -1,-2,-3,-4
 """
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def extract(model, tokenizer, lines, layers, max_seq_length: int = 128, batch_si
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m bert_pl.extract_features", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m bert_pl.cli.extract_features", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pretrained", required=True)
     ap.add_argument("--input_file", required=True)
