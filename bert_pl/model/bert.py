@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bert_pl.errors import UserConfigError
+
 
 def read_json_config(path) -> dict:
     """A config.json / bert_config.json; a malformed one is a one-line error naming the file and the place."""
@@ -46,6 +48,9 @@ def read_json_config(path) -> dict:
     if not isinstance(value, dict):
         raise UserError(f"{path}: expected a JSON object of settings, found {type(value).__name__}")
     return value
+
+
+MIN_SEQ_LENGTH = 8  # the shortest max_seq_length any task or prediction accepts
 
 
 @dataclass
@@ -92,6 +97,19 @@ class BertConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def check_max_seq_length(self, value, key: str = "max_seq_length") -> int:
+        """The one rule for a sequence length (training, prediction, feature extraction, serving): a whole number
+        from MIN_SEQ_LENGTH up to the model's max_position_embeddings. `key` names the setting in the message (e.g.
+        data.max_seq_length, --max_seq_length)."""
+        if isinstance(value, bool) or not isinstance(value, int) or value < MIN_SEQ_LENGTH:
+            raise UserConfigError(f"{key}={value!r}: must be a whole number of at least {MIN_SEQ_LENGTH} tokens "
+                                  f"([CLS] A [SEP] B [SEP] and a few words)")
+        if value > self.max_position_embeddings:
+            raise UserConfigError(f"{key}={value} exceeds the model's max_position_embeddings="
+                                  f"{self.max_position_embeddings}; lower {key} (or raise "
+                                  f"model.max_position_embeddings when training from scratch)")
+        return value
 
     @property
     def num_parameters_dense(self) -> int:
