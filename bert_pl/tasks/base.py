@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from bert_pl.errors import UserError
+from bert_pl.model.bert import MIN_SEQ_LENGTH
 
 IGNORE_INDEX = -100
 FEATURE_CACHE_VERSION = 1  # bump when the cached payload's layout changes (the families' code is hashed into the key)
@@ -236,7 +237,8 @@ class Task(L.LightningDataModule):
                  num_workers: int = 0, static_shapes: bool = False, seed: int = 0, *,
                  feature_cache: Optional[str] = None, predict_test: bool = True):
         super().__init__()
-        checks = [(max_seq_length >= 8, f"data.max_seq_length={max_seq_length}: must be at least 8 tokens"),
+        checks = [(max_seq_length >= MIN_SEQ_LENGTH,
+                   f"data.max_seq_length={max_seq_length}: must be at least {MIN_SEQ_LENGTH} tokens"),
                   (batch_size >= 1, f"data.batch_size={batch_size}: must be at least 1"),
                   (eval_batch_size >= 1, f"data.eval_batch_size={eval_batch_size}: must be at least 1"),
                   (num_workers >= 0, f"data.num_workers={num_workers}: must be 0 or more")]
