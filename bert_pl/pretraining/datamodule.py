@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from bert_pl.io import tokenization
 from bert_pl.pretraining.corpus import CorpusError, documents, fingerprint, with_progress
 from bert_pl.errors import UserConfigError
+from bert_pl.model.bert import MIN_SEQ_LENGTH
 from bert_pl.pretraining.instances import StreamingInstances, build_pretraining_dataset
 from bert_pl.pretraining.masking import MaskingCollator
 from bert_pl.pretraining.sentences import get_splitter
@@ -55,7 +56,8 @@ class PretrainingDataModule(L.LightningDataModule):
         self.tokenizer = None
         self.datasets = None
         self.streaming = streaming
-        checks = [(max_seq_length >= 8, f"data.max_seq_length={max_seq_length} is too short for [CLS] A [SEP] B [SEP]"),
+        checks = [(max_seq_length >= MIN_SEQ_LENGTH, f"data.max_seq_length={max_seq_length}: must be at least "
+                                                     f"{MIN_SEQ_LENGTH} tokens ([CLS] A [SEP] B [SEP] and a few words)"),
                   (0 < masked_lm_prob < 1, f"data.masked_lm_prob={masked_lm_prob} must be in (0, 1)"),
                   (0 <= short_seq_prob <= 1, f"data.short_seq_prob={short_seq_prob} must be in [0, 1]"),
                   (0 <= val_fraction < 1, f"data.val_fraction={val_fraction} must be in [0, 1)"),
