@@ -37,7 +37,7 @@ def test_a_symlink_loop_is_named_by_every_loader(loop):
 
     with pytest.raises(UserError, match=f"data.source.name={loop} is a symlink loop"):
         next(hub_documents(str(loop)))
-    from bert_pl.tasks.classification import read_rows
+    from bert_pl.tasks.readers import read_rows
     from bert_pl.tasks.squad import read_json
     from bert_pl.tasks.token_classification import read_conll
 

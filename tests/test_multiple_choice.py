@@ -425,12 +425,12 @@ def test_finetuned_checkpoint_exports_to_transformers(swag_run, tmp_path, minilm
     """`python -m bert_pl.export` (its main, in-process) on the fine-tuned checkpoint: transformers'
     BertForMultipleChoice loads the folder with no missing or unexpected keys and gives the same logits."""
     transformers = pytest.importorskip("transformers")
-    from bert_pl import convert
+    from bert_pl import export
 
     src = swag_run / "checkpoints" / "last.ckpt"
     ck = checkpoints.resolve(src)
     assert ck.kind == "bert-pl" and ck.head == "multiple_choice"
-    convert.main([str(src), str(tmp_path / "hf")])
+    export.main([str(src), str(tmp_path / "hf")])
     config = json.loads((tmp_path / "hf" / "config.json").read_text())
     assert config["architectures"] == ["BertForMultipleChoice"] and "id2label" not in config
     hf, info = transformers.BertForMultipleChoice.from_pretrained(str(tmp_path / "hf"), output_loading_info=True)

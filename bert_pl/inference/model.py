@@ -446,7 +446,7 @@ def read_inputs(cfg, head: str, task_info: Optional[dict] = None):
     import sys
     from pathlib import Path
 
-    from bert_pl.tasks.classification import ID_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, read_rows, text_value
+    from bert_pl.tasks.readers import ID_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, read_rows, text_value
 
     if cfg.text is not None:
         if not str(cfg.text).strip():

@@ -14,7 +14,8 @@ from typing import Dict, List, Optional, Tuple
 
 from bert_pl.io.atomic import atomic_write_text
 from bert_pl.tasks.base import TaskDataError
-from bert_pl.tasks.classification import TextClassificationTask, refuse_repeated_columns
+from bert_pl.tasks.classification import TextClassificationTask
+from bert_pl.tasks.readers import refuse_repeated_columns
 
 log = logging.getLogger(__name__)
 

@@ -27,9 +27,8 @@ import torch
 
 from bert_pl.tasks.base import (PaddingCollator, Task, TaskDataError, limits_per_split, softmax, with_row_ids,
                                 write_jsonl_predictions)
-from bert_pl.tasks.classification import (CHUNK, ID_COLUMN_CANDIDATES, hub_has_split, read_hub_rows, read_rows,
-                                          text_value)
 from bert_pl.tasks.metrics import accuracy, learning_check
+from bert_pl.tasks.readers import CHUNK, ID_COLUMN_CANDIDATES, hub_has_split, read_hub_rows, read_rows, text_value
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ import numpy as np
 from bert_pl.io.atomic import atomic_write_text
 from bert_pl.tasks import conlleval
 from bert_pl.tasks.base import IGNORE_INDEX, Task, TaskDataError, limits_per_split
+from bert_pl.tasks.readers import read_rows  # the same JSON reading and errors as text_classification
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,6 @@ def read_json_sentences(path: Path, tokens_key: str = "tokens", tags_key: str = 
     """Sentences of a JSON lines file (or a JSON array) of {tokens_key: [...], tags_key: [...]} objects. A row that
     cannot be used is kept with its `problem` (the caller skips it or stops). A test file (labelled=None) whose first
     row has no tags is unlabelled."""
-    from bert_pl.tasks.classification import read_rows  # the same JSON reading and errors as text_classification
-
     _, rows = read_rows(Path(path))
     sentences: List[Sentence] = []
     good = 0
