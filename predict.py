@@ -4,19 +4,9 @@
     python predict.py model=latest:finetune/mrpc input=- <<< $'The cat sat.\tA cat was sitting.'
     python predict.py model=outputs/train/runs/latest/checkpoints/last.ckpt text="Paris is the [MASK] of France."
 
-Settings and their defaults: conf/predict.yaml (key=value arguments).
+Settings and their defaults: conf/predict.yaml (`python predict.py --help`); bert_pl/cli/predict.py reads them.
 """
-import sys
-
-from bert_pl.training import runner
-
-
-@runner.entry_point
-def main(cfg):
-    from bert_pl.inference.model import run_predict
-
-    return run_predict(cfg)
-
+from bert_pl.cli.predict import main
 
 if __name__ == "__main__":
-    main(runner.key_value_config(runner.CONF_DIR / "predict.yaml", sys.argv[1:]))
+    main()

@@ -6,12 +6,13 @@
 import hydra
 from omegaconf import DictConfig
 
-from bert_pl.training import runner
+from bert_pl.cli.entry import entry_point
+from bert_pl.training import resolvers  # noqa: F401  (the configs' ${run_dir:} ... resolvers)
 from bert_pl.training.jobs import pretrain
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-@runner.entry_point
+@entry_point
 def main(cfg: DictConfig):
     return pretrain(cfg)
 

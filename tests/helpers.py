@@ -8,7 +8,7 @@ from hydra.core.global_hydra import GlobalHydra
 from lightning.pytorch.callbacks import Callback
 from omegaconf import open_dict
 
-import bert_pl.training.runner  # noqa: F401  (registers the project_root resolver)
+import bert_pl.training.resolvers  # noqa: F401  (registers the configs' resolvers: project_root, run_dir, ...)
 
 CONF = str(Path(__file__).resolve().parent.parent / "conf")
 

@@ -4,7 +4,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-import bert_pl.training.runner  # noqa: F401  (registers the project_root resolver)
+import bert_pl.training.resolvers  # noqa: F401  (registers the configs' resolvers: project_root, run_dir, ...)
 from bert_pl.model.bert import BertConfig
 from helpers import CONF, compose_cfg
 

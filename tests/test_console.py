@@ -49,7 +49,7 @@ def test_the_model_summary_drops_flops_only_when_none_were_counted(capsys):
 
 
 def test_only_the_known_noise_is_silenced(caplog):
-    from bert_pl.training.runner import silence_known_noise
+    from bert_pl.cli.entry import silence_known_noise
 
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")

@@ -26,7 +26,7 @@ def test_a_full_disk_in_a_run_keeps_the_previous_last_ckpt_and_says_so_in_one_li
     """An in-process tiny pretraining run whose second checkpoint write hits a full disk: the entry point prints one
     line with the cause and the resume command; last.ckpt of the earlier step is intact; no temporary file left."""
     import bert_pl.training.api
-    from bert_pl.training.runner import entry_point
+    from bert_pl.cli.entry import entry_point
 
     real_save, saves = torch.save, []
 
@@ -115,7 +115,7 @@ def test_ctrl_c_prints_the_command_that_resumes_the_newest_checkpoint(tmp_path, 
 
 
 def _one_line_exit(fn, capsys, cfg=None):
-    from bert_pl.training.runner import entry_point
+    from bert_pl.cli.entry import entry_point
 
     with pytest.raises(SystemExit) as exit_:
         entry_point(fn)(cfg or OmegaConf.create({"data": {"batch_size": 64}}))
@@ -153,7 +153,7 @@ def test_a_read_only_or_full_disk_anywhere_in_a_run_is_one_line(errno_, expected
 
 
 def test_a_bug_still_shows_its_traceback():
-    from bert_pl.training.runner import entry_point
+    from bert_pl.cli.entry import entry_point
 
     def run(cfg):
         raise RuntimeError("index out of range in self")
@@ -199,7 +199,7 @@ def test_the_run_folder_check_covers_sweeps(tmp_path, capsys):
 def test_a_refused_run_leaves_no_folder_but_one_that_wrote_something_stays(tmp_path, monkeypatch):
     from hydra.core.hydra_config import HydraConfig
 
-    from bert_pl.training.runner import _remove_if_empty_run
+    from bert_pl.cli.entry import _remove_if_empty_run
 
     run = tmp_path / "run"
     for name in (".hydra/config.yaml", "train.log", "tokenizer/vocab.txt", "csv/hparams.yaml"):

@@ -230,7 +230,7 @@ def test_finetune_step_for_step_equals_a_plain_transformers_loop(minilm_dir, tmp
     from hydra.utils import instantiate
 
     from bert_pl.io import checkpoints
-    from bert_pl.training import runner
+    from bert_pl.training.checks import model_dict
     from bert_pl.io import tokenization
     from helpers import compose_cfg
 
@@ -241,7 +241,7 @@ def test_finetune_step_for_step_equals_a_plain_transformers_loop(minilm_dir, tmp
     L.seed_everything(cfg.seed)
     dm = instantiate(cfg.data)
     dm.set_tokenizer(tokenization.from_json_string(checkpoints.resolve(cfg.pretrained).tokenizer_json))
-    module = instantiate(cfg.module, _convert_="all", model=runner.model_dict(cfg.model, 0, cfg.pretrained),
+    module = instantiate(cfg.module, _convert_="all", model=model_dict(cfg.model, 0, cfg.pretrained),
                          head=dm.head, head_kwargs=dm.head_kwargs(), labels=dm.labels, main_metric=dm.main_metric,
                          optimizer=instantiate(cfg.optimizer), pretrained=cfg.pretrained)
     classifier = {k: v.clone() for k, v in module.model.classifier.state_dict().items()}

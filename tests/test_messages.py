@@ -79,7 +79,7 @@ def test_a_damaged_pretraining_cache_names_the_file_and_the_folder_to_delete(tmp
 
 def test_a_vocab_larger_than_the_checkpoints_embeddings_is_refused_before_anything_is_built(tiny_pretrained):
     from bert_pl.errors import UserConfigError
-    from bert_pl.training.runner import model_dict
+    from bert_pl.training.checks import model_dict
 
     with pytest.raises(UserConfigError, match=r"the tokenizer has 40000 tokens but .*tiny.ckpt has embeddings for "
                                               r"30522; leave data.tokenizer.path unset"):

@@ -110,7 +110,7 @@ def test_stopped_finetuning_resumes_from_its_folder_and_ends_exactly_as_uninterr
 
 def test_ckpt_path_refuses_what_it_cannot_resume(tmp_path, tiny_pretrained):
     from bert_pl.errors import UserConfigError
-    from bert_pl.training.runner import resume_checkpoint
+    from bert_pl.training.resume import resume_checkpoint
 
     with pytest.raises(UserConfigError, match="not a training checkpoint.*pass pretrained="):
         resume_checkpoint(tiny_pretrained, "classification")  # weights only: no optimizer or loop state
@@ -135,18 +135,18 @@ def test_ckpt_path_refuses_what_it_cannot_resume(tmp_path, tiny_pretrained):
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
-    from bert_pl.training import runner
+    from bert_pl.io import runs
 
-    monkeypatch.setattr(runner, "_claimed_run_dirs", {})
-    first = runner.run_dir(str(tmp_path / "runs"))
-    assert runner.run_dir(str(tmp_path / "runs")) == first  # one process resolves it more than once: same folder
-    monkeypatch.setattr(runner, "_claimed_run_dirs", {})  # another process, same second
-    second = runner.run_dir(str(tmp_path / "runs"))
+    monkeypatch.setattr(runs, "_claimed_run_dirs", {})
+    first = runs.run_dir(str(tmp_path / "runs"))
+    assert runs.run_dir(str(tmp_path / "runs")) == first  # one process resolves it more than once: same folder
+    monkeypatch.setattr(runs, "_claimed_run_dirs", {})  # another process, same second
+    second = runs.run_dir(str(tmp_path / "runs"))
     assert second == first + "-1"
     ckpt = tmp_path / "runs" / "old" / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir(parents=True)
     ckpt.write_bytes(b"")
-    assert runner.run_dir(str(tmp_path / "runs"), str(ckpt)) == str(ckpt.parent.parent.resolve())
+    assert runs.run_dir(str(tmp_path / "runs"), str(ckpt)) == str(ckpt.parent.parent.resolve())
 
 
 @pytest.mark.slow  # 45 s; the per-rank random states are also checked by test_train_e2e's DDP resume
@@ -196,7 +196,7 @@ class _Payload:
 def test_no_entry_point_runs_code_from_a_checkpoint(tmp_path, tiny_pretrained):
     from bert_pl.errors import UserError
     from bert_pl.io.checkpoints import resolve
-    from bert_pl.training.runner import resume_checkpoint
+    from bert_pl.training.resume import resume_checkpoint
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.ckpt"

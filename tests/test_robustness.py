@@ -191,7 +191,7 @@ def test_composed_settings_are_checked_in_one_line(name, overrides, message):
     from helpers import compose_cfg
 
     from bert_pl.errors import UserConfigError
-    from bert_pl.training.runner import check_config
+    from bert_pl.training.checks import check_config
 
     with pytest.raises(UserConfigError, match=re.escape(message)):
         check_config(compose_cfg(name, overrides))
@@ -259,7 +259,7 @@ def test_a_budget_that_ends_before_the_first_validation_is_said_with_a_value(cap
     from helpers import compose_cfg
 
     from bert_pl.pretraining.module import RunSummary
-    from bert_pl.training.runner import check_config, first_validation_step
+    from bert_pl.training.checks import check_config, first_validation_step
 
     cfg = compose_cfg("train", ["trainer.max_steps=60", "trainer.val_check_interval=100"])
     with caplog.at_level("WARNING", logger="bert_pl"):

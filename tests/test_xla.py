@@ -13,7 +13,7 @@ import torch  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from lightning.pytorch.accelerators import XLAAccelerator  # noqa: E402
 
-from bert_pl.training import runner  # noqa: E402
+from bert_pl.training import checks, trainer as trainer_building  # noqa: E402
 from helpers import compose_cfg  # noqa: E402
 
 pytestmark = pytest.mark.xla
@@ -63,14 +63,14 @@ def test_pretraining_steps_on_the_xla_device_compile_once(tmp_path):
     L.seed_everything(cfg.seed)
     datamodule = instantiate(cfg.data)
     tokenizer = datamodule.load_tokenizer()
-    module = instantiate(cfg.module, _convert_="all", model=runner.model_dict(cfg.model, tokenizer.get_vocab_size()),
+    module = instantiate(cfg.module, _convert_="all", model=checks.model_dict(cfg.model, tokenizer.get_vocab_size()),
                          optimizer=instantiate(cfg.optimizer))
     module.tokenizer_json = tokenizer.to_str()
     counter = CompileCounter()
-    callbacks = [c for c in runner.instantiate_group(cfg.callbacks)
+    callbacks = [c for c in trainer_building.instantiate_group(cfg.callbacks)
                  if not isinstance(c, L.pytorch.callbacks.RichProgressBar)]
     trainer = instantiate(cfg.trainer, accelerator=CPUXLAAccelerator(), devices=1,
-                          logger=runner.instantiate_group(cfg.logger),
+                          logger=trainer_building.instantiate_group(cfg.logger),
                           callbacks=[*callbacks, counter], enable_progress_bar=False, limit_val_batches=0)
     trainer.fit(module, datamodule=datamodule)
 

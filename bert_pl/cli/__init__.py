@@ -3,16 +3,17 @@
 run, with the configs shipped inside the package (`bert_pl/conf`, the repository's `conf/`)."""
 from __future__ import annotations
 
-import sys
-
-from bert_pl.training import runner
+from bert_pl.cli.entry import entry_point
+from bert_pl.io.project import CONF_DIR
 
 
 def _hydra_main(config_name: str, job):
     import hydra
 
-    @hydra.main(version_base="1.3", config_path=str(runner.CONF_DIR), config_name=config_name)
-    @runner.entry_point
+    from bert_pl.training import resolvers  # noqa: F401  (the configs' ${run_dir:} ... resolvers)
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
+    @entry_point
     def main(cfg):
         return job(cfg)
 
@@ -37,9 +38,9 @@ def finetune():
 
 
 def predict():
-    from bert_pl.inference.model import run_predict
+    from bert_pl.cli.predict import main
 
-    runner.entry_point(run_predict)(runner.key_value_config(runner.CONF_DIR / "predict.yaml", sys.argv[1:]))
+    main()
 
 
 def export():

@@ -6,19 +6,22 @@
     outputs/finetune/mrpc/runs/<time>     a run folder: its best dev checkpoint (results.json), else last.ckpt
 
 A run that ended well has a results.json; `ckpt_path=auto` resumes the newest run of the same settings without one.
+A new run's folder is `<log_dir>/<task>/runs/<start time>` (`run_dir`, Hydra's `hydra.run.dir`).
 
 `latest` is a relative symlink replaced atomically when a run ends well, so a failed or killed run never moves it.
 """
 from __future__ import annotations
 
 import csv
+import functools
+import itertools
 import json
 import os
 from pathlib import Path
 from typing import List, Optional
 
 from bert_pl.errors import UserError
-from bert_pl.training.runner import PROJECT_ROOT
+from bert_pl.io.project import PROJECT_ROOT
 
 
 class RunNotFoundError(UserError, FileNotFoundError):
@@ -146,3 +149,72 @@ def expand(spec: str) -> str:
         raise RunNotFoundError(f"{spec} ({run_dir}): the run has no checkpoint (checkpoints/last.ckpt); it may have "
                                f"stopped before its first save")
     return str(ckpt)
+
+
+# -- the run folder of a new or resumed run (the `run_dir` and `config_subdir` resolvers of conf/*.yaml) --
+
+_claimed_run_dirs: dict = {}
+_auto_resumed: dict = {}
+
+
+def _run_of(ckpt_path) -> Optional[Path]:
+    """The run folder a resume checkpoint belongs to (`<run>/checkpoints/x.ckpt`, a run folder, latest[:TASK])."""
+    if not ckpt_path:
+        return None
+    spec = str(ckpt_path)
+    try:
+        path = Path(expand(spec) if spec == "latest" or spec.startswith("latest:") else spec).expanduser()
+    except UserError:
+        return None  # reported properly when the job reads ckpt_path
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        return path.resolve()
+    if path.is_file() and path.parent.name == "checkpoints":
+        return path.parent.parent.resolve()
+    return None
+
+
+def _auto_run(runs_dir: str, overrides) -> Optional[Path]:
+    """`ckpt_path=auto`: the newest unfinished run of this task with these settings (the same overrides, apart from
+    ckpt_path and hydra.*), decided once per process."""
+    if runs_dir not in _auto_resumed:
+        _auto_resumed[runs_dir] = newest_unfinished(runs_dir, overrides)
+    return _auto_resumed[runs_dir]
+
+
+def run_dir(runs_dir: str, ckpt_path=None, *, _root_=None) -> str:
+    """`hydra.run.dir`: a resumed run continues in its own folder (`ckpt_path=auto`: the newest unfinished run of the
+    same settings, if any); a new run gets `<runs_dir>/<start time>`, with -1, -2, ... added when runs start in the
+    same second (claimed by creating it, so two processes never share)."""
+    from omegaconf import OmegaConf
+
+    if str(ckpt_path) == "auto":  # the overrides from the composed config itself (Hydra's runtime may not be set)
+        resumed = _auto_run(runs_dir, OmegaConf.select(_root_, "hydra.overrides.task", default=None) or [])
+    else:
+        resumed = _run_of(ckpt_path)
+    if resumed is not None:
+        return str(resumed)
+    if runs_dir not in _claimed_run_dirs:
+        stamp = _start_time()
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+        for i in itertools.count():
+            candidate = Path(runs_dir) / (stamp if i == 0 else f"{stamp}-{i}")
+            try:
+                candidate.mkdir()
+                break
+            except FileExistsError:
+                continue
+        _claimed_run_dirs[runs_dir] = str(candidate)
+    return _claimed_run_dirs[runs_dir]
+
+
+def config_subdir(ckpt_path=None) -> str:
+    """`hydra.output_subdir`: a resumed run keeps the original run's .hydra/ and writes its own beside it."""
+    resumed = any(_auto_resumed.values()) if str(ckpt_path) == "auto" else _run_of(ckpt_path) is not None
+    return f".hydra/resumed-{_start_time()}" if resumed else ".hydra"
+
+
+@functools.lru_cache(maxsize=1)
+def _start_time() -> str:
+    import datetime
+
+    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Sequence
 
-from bert_pl.training.runner import CONF_DIR as CONF
+from bert_pl.io.project import CONF_DIR as CONF
+from bert_pl.training import resolvers  # noqa: F401  (the configs' ${run_dir:} ... resolvers)
 
 
 def compose(config_name: str, overrides: Sequence[str] = (), output_dir: Optional[str] = None):

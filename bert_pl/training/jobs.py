@@ -11,7 +11,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from bert_pl.training import runner
+from bert_pl.errors import UserConfigError
+from bert_pl.training import checks, ddp
+from bert_pl.training.resume import checkpoint_to_resume
+from bert_pl.training.trainer import build_trainer
 
 log = logging.getLogger("bert_pl")
 
@@ -25,25 +28,26 @@ def pretrain(cfg: DictConfig):
     from bert_pl.io import checkpoints
     from bert_pl.io.atomic import atomic_write_text
     from bert_pl.io.runs import mark_latest
+    from bert_pl.model.bert import BertConfig
     from bert_pl.pretraining.module import RunSummary
     from bert_pl.training.checkpointing import last_checkpoint_callback
     from bert_pl.io import tokenization
 
     L.seed_everything(cfg.seed, workers=True)
-    runner.check_config(cfg)
+    checks.check_config(cfg)
     datamodule = instantiate(cfg.data)
-    ckpt_path = runner.checkpoint_to_resume(cfg, "pretraining")
+    ckpt_path = checkpoint_to_resume(cfg, "pretraining")
     resume = checkpoints.resolve(ckpt_path) if ckpt_path else None
     start = resume or (checkpoints.resolve(cfg.pretrained) if cfg.pretrained else None)
     tokenizer = datamodule.load_tokenizer(from_checkpoint=start.tokenizer_json if start else None)
-    model = runner.model_dict(cfg.model, tokenizer.get_vocab_size(), ckpt_path or cfg.pretrained)
-    runner.check_seq_length(cfg.data.max_seq_length, model)
+    model = checks.model_dict(cfg.model, tokenizer.get_vocab_size(), ckpt_path or cfg.pretrained)
+    BertConfig.from_dict(model).check_max_seq_length(cfg.data.max_seq_length, "data.max_seq_length")
 
     module = instantiate(cfg.module, _convert_="all", model=model, optimizer=instantiate(cfg.optimizer),
                          pretrained=None if resume else cfg.pretrained)
     module.tokenizer_json = tokenizer.to_str()
-    runner.pin_ddp_children(cfg.paths.output_dir)
-    trainer = runner.build_trainer(cfg)
+    ddp.pin_ddp_children(cfg.paths.output_dir)
+    trainer = build_trainer(cfg)
     from bert_pl.training import monitor
 
     monitor.log_config(trainer, cfg)  # each job its own run in every logger, with its config
@@ -51,14 +55,14 @@ def pretrain(cfg: DictConfig):
     trainer.callbacks.append(summary)
     if trainer.is_global_zero:
         tokenization.save(tokenizer, f"{cfg.paths.output_dir}/tokenizer")
-    with runner.distributed_job():
+    with ddp.distributed_job():
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
 
     ckpt_cb = last_checkpoint_callback(trainer)
     if trainer.is_global_zero:
         metrics = {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()}
         log.info("metrics at the end: %s", metrics)
-        print(summary.text(trainer.global_step, runner.first_validation_step(cfg), trainer.accumulate_grad_batches))
+        print(summary.text(trainer.global_step, checks.first_validation_step(cfg), trainer.accumulate_grad_batches))
         last = ckpt_cb.last_model_path if ckpt_cb is not None else ""
         if last:  # a finished run: ckpt_path=auto starts anew, latest points here
             atomic_write_text(Path(cfg.paths.output_dir) / "results.json", json.dumps(
@@ -82,33 +86,33 @@ def finetune(cfg: DictConfig, overrides=()):
 
     from bert_pl.io import checkpoints, tokenization
     from bert_pl.io.runs import mark_latest
+    from bert_pl.model.bert import BertConfig
     from bert_pl.tasks.results import finish
 
     L.seed_everything(cfg.seed, workers=True)
-    runner.check_config(cfg)
-    pretrained = runner.weights_to_start_from(cfg)
+    checks.check_config(cfg)
+    pretrained = checks.weights_to_start_from(cfg)
     ckpt = checkpoints.resolve(pretrained)
     if not ckpt.tokenizer_json:
-        raise runner.UserConfigError(f"{ckpt.source} has no vocab.txt/tokenizer.json; put the vocab next to the "
-                                     f"weights")
+        raise UserConfigError(f"{ckpt.source} has no vocab.txt/tokenizer.json; put the vocab next to the weights")
     task = instantiate(cfg.data)  # a bert_pl.tasks.base.Task
     task.set_tokenizer(tokenization.from_json_string(ckpt.tokenizer_json))
-    model = runner.model_dict(cfg.model, 0, pretrained)
-    runner.check_seq_length(cfg.data.max_seq_length, model)
+    model = checks.model_dict(cfg.model, 0, pretrained)
+    BertConfig.from_dict(model).check_max_seq_length(cfg.data.max_seq_length, "data.max_seq_length")
     task.prepare()
     if not cfg.train:
-        runner.check_fine_tuned_for(ckpt, task, cfg.task.name)
-    ckpt_path = runner.checkpoint_to_resume(cfg, task.head, task.labels)
+        checks.check_fine_tuned_for(ckpt, task, cfg.task.name)
+    ckpt_path = checkpoint_to_resume(cfg, task.head, task.labels)
     module = instantiate(cfg.module, _convert_="all", model=model, head=task.head, head_kwargs=task.head_kwargs(),
                          labels=task.labels, main_metric=task.main_metric,
                          optimizer=instantiate(cfg.optimizer), pretrained=pretrained)
-    runner.pin_ddp_children(cfg.paths.output_dir)
-    trainer = runner.build_trainer(cfg)
+    ddp.pin_ddp_children(cfg.paths.output_dir)
+    trainer = build_trainer(cfg)
     from bert_pl.training import monitor
 
     monitor.log_config(trainer, cfg)  # each job its own run in every logger, with its config
     start = time.time()
-    with runner.distributed_job():
+    with ddp.distributed_job():
         if cfg.train:
             trainer.fit(module, datamodule=task, ckpt_path=ckpt_path)
         if not trainer.is_global_zero:
