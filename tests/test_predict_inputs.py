@@ -31,12 +31,11 @@ def classifier(tmp_path_factory, minilm_tokenizer):
 
 def predict(args, capsys):
     """predict.py in-process: (exit code, stdout, stderr)."""
-    from bert_pl.inference.model import run_predict
-    from bert_pl.training import runner
+    from bert_pl.cli.predict import main
 
     code = 0
     try:
-        runner.entry_point(run_predict)(runner.key_value_config(runner.CONF_DIR / "predict.yaml", args))
+        main(args)
     except SystemExit as e:
         code = e.code
     out, err = capsys.readouterr()
@@ -53,9 +52,9 @@ def test_settings_are_typed(classifier, capsys, tmp_path):
     # a bare column name is a one-item list
     code, _, err = predict([f"model={classifier}", f"input={tmp_path / 'in.csv'}", "text_columns=text"], capsys)
     assert code == 0, err
-    from bert_pl.training import runner
+    from bert_pl.cli.predict import compose
 
-    cfg = runner.key_value_config(runner.CONF_DIR / "predict.yaml", ["model=m", "text=12345", "layers=[-1,-2]"])
+    cfg = compose(["model=m", "text=12345", "layers=[-1,-2]"])
     assert cfg.text == "12345" and list(cfg.layers) == [-1, -2] and cfg.max_seq_length is None
 
 
