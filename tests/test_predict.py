@@ -74,12 +74,11 @@ def test_predict_from_stdin_and_one_line_errors(runs, tmp_path, monkeypatch, cap
     (tmp_path / "empty.txt").write_text("\n\n")
     cases.append((["model=latest:mrpc", f"input={tmp_path / 'empty.txt'}"], "no input lines"))
     import predict
-    from bert_pl.training import runner
 
     monkeypatch.setenv("BERT_PL_OUTPUTS", env["BERT_PL_OUTPUTS"])
     for args, message in cases:  # in-process (as `python predict.py ARGS` runs them), to keep the suite short
         with pytest.raises(SystemExit) as stop:
-            predict.main(runner.key_value_config(runner.CONF_DIR / "predict.yaml", args))
+            predict.main(args)
         err = capsys.readouterr().err
         assert stop.value.code == 2 and message in err, (args, err[-2000:])
         assert "Traceback" not in err and err.strip().count("\n") == 0, err
