@@ -80,9 +80,7 @@ def main(argv=None) -> None:
         bad = [x for x in layers if not -n <= x <= n]
         if bad:
             raise ValueError(f"--layers {bad} out of range: the model has {n} layers (-1 = last, 0 = embeddings)")
-        if args.max_seq_length > model.config.max_position_embeddings:
-            raise ValueError(f"--max_seq_length {args.max_seq_length} exceeds the model's "
-                             f"{model.config.max_position_embeddings} positions")
+        model.config.check_max_seq_length(args.max_seq_length, "--max_seq_length")  # the one rule (>= 8, <= positions)
         lines = [ln for ln in Path(args.input_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
         out = Path(args.output_file)
         tmp = out.with_name(out.name + ".tmp")
