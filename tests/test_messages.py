@@ -103,3 +103,18 @@ def test_a_damaged_tokenizer_json_is_named_given_or_cached(tmp_path):
     with pytest.raises(UserError, match=f"the cached vocab {cached} is damaged; delete the cache folder "
                                         f"{cached.parent} and run again"):
         PretrainingDataModule(source, {"vocab_size": 200}, cache_dir=str(tmp_path / "cache")).load_tokenizer()
+
+
+def test_extract_features_checks_max_seq_length_by_the_one_rule(tiny_pretrained, tmp_path):
+    """--max_seq_length follows BertConfig.check_max_seq_length (at least 8, at most the model's positions), in one
+    line naming the option."""
+    from bert_pl.cli.extract_features import main
+
+    (tmp_path / "in.txt").write_text("hello world\n")
+    for value, message in (("4", "--max_seq_length=4: must be a whole number of at least 8"),
+                           ("1000", "--max_seq_length=1000 exceeds the model's max_position_embeddings=512")):
+        with pytest.raises(SystemExit) as stop:
+            main(["--pretrained", str(tiny_pretrained), "--input_file", str(tmp_path / "in.txt"),
+                  "--output_file", str(tmp_path / "out.jsonl"), "--layers=-1", "--max_seq_length", value])
+        assert str(stop.value.code).startswith(f"error: {message}"), stop.value.code
+    assert not (tmp_path / "out.jsonl").exists()
