@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from bert_pl.errors import UserError
 from bert_pl.io import checkpoints
 
 FORMATS = ("hf", "onnx", "ours")
@@ -53,45 +54,35 @@ def model_card(ckpt, results: Optional[dict]) -> str:
 
 def export_onnx(ckpt, out_dir, opset: int = 17) -> Path:
     """model.onnx (+ the tokenizer and bert_pl.json with head, labels and task settings) in `out_dir`; the folder
-    reloads with `bert_pl.load` (predictions run under onnxruntime)."""
-    import torch
-
+    reloads with `bert_pl.load` (predictions run under onnxruntime). The graph's outputs and dynamic axes are the
+    head family's (its Predictor's onnx_* hooks)."""
     from bert_pl.inference.model import Model
-    from bert_pl.io import tokenization
+    from bert_pl.io import onnx, tokenization
 
     model = Model(ckpt)
-    net = model.model
+    net, family = model.model, type(model.predictor)
     net.config.unpad = False  # data-dependent indexing does not export; the padded path gives the same numbers
-    outputs = {"pretraining": ["mlm_logits", "nsp_logits"], "classification": ["logits"], "span":
-               ["start_logits", "end_logits"], "token_classification": ["logits"], "multiple_choice": ["logits"]}
-    names = [n for n in outputs[ckpt.head] if n != "nsp_logits" or getattr(net.cls, "seq_relationship", None)]
-
-    class Exported(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = net
-
-        def forward(self, input_ids, token_type_ids, attention_mask):
-            out = self.net(input_ids=input_ids, token_type_ids=token_type_ids, attention_mask=attention_mask)
-            return tuple(out[n] for n in names)
-
-    shape = (2, 3, 16) if ckpt.head == "multiple_choice" else (2, 16)
-    example = (torch.randint(1000, 2000, shape), torch.zeros(shape, dtype=torch.long),
-               torch.ones(shape, dtype=torch.long))
-    axes = {0: "batch", 1: "choices", 2: "sequence"} if ckpt.head == "multiple_choice" else {0: "batch", 1: "sequence"}
-    dynamic = {n: axes for n in ("input_ids", "token_type_ids", "attention_mask")}
-    for n in names:
-        dynamic[n] = {0: "batch", 1: "choices"} if ckpt.head == "multiple_choice" else \
-            ({0: "batch"} if n == "nsp_logits" or ckpt.head == "classification" else {0: "batch", 1: "sequence"})
+    names = family.onnx_outputs(net)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(Exported().eval(), example, str(out / "model.onnx"), input_names=list(dynamic)[:3],
-                      output_names=names, dynamic_axes=dynamic, opset_version=opset, dynamo=False)
+    onnx.export(net, names, family.onnx_input_axes, {n: family.onnx_output_axes(n) for n in names},
+                out / "model.onnx", opset)
     tokenization.save(model.tokenizer, out)
-    (out / "bert_pl.json").write_text(json.dumps({"head": ckpt.head, "outputs": names, "labels": model.labels,
-                                                  "problem_type": model.problem_type, "task": model.task_info,
-                                                  "config": ckpt.config.to_dict(), "source": ckpt.source}, indent=2))
+    meta = {**{k: v for k, v in ckpt.info.items() if k not in ("architectures",)}, "head": ckpt.head,
+            "outputs": names, "labels": model.labels, "problem_type": model.problem_type, "task": model.task_info,
+            "config": ckpt.config.to_dict(), "source": ckpt.source}
+    (out / onnx.METADATA).write_text(json.dumps(meta, indent=2))
     return out / "model.onnx"
+
+
+def export_huggingface(ckpt, out_dir, src: str) -> Path:
+    """A Hugging Face folder (config, weights, tokenizer), the files the head's family adds (e.g. a
+    sentence-transformers layout), and a model card README.md."""
+    from bert_pl.model.heads import get_head
+
+    out = checkpoints.save_huggingface(ckpt, out_dir)
+    get_head(ckpt.head).predictor_class().write_export_extras(ckpt.info, Path(out))
+    (Path(out) / "README.md").write_text(model_card(ckpt, run_results(src)))
+    return out
 
 
 def main(argv=None) -> None:
@@ -111,9 +102,8 @@ def main(argv=None) -> None:
         elif fmt == "onnx":
             out = export_onnx(ckpt, args.dst)
         else:
-            out = checkpoints.save_huggingface(ckpt, args.dst)
-            (Path(out) / "README.md").write_text(model_card(ckpt, run_results(args.src)))
-    except (checkpoints.CheckpointError, OSError, ValueError) as e:
+            out = export_huggingface(ckpt, args.dst, args.src)
+    except (UserError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     print(f"{ckpt.kind} checkpoint ({ckpt.head}, {ckpt.config.num_hidden_layers} layers, hidden "

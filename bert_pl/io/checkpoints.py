@@ -23,7 +23,7 @@ import torch
 from bert_pl.io import tokenization
 from bert_pl.errors import UserError
 from bert_pl.model.bert import BertConfig, read_json_config
-from bert_pl.model.heads import HEADS, head_of
+from bert_pl.model.heads import HEADS, head_of, head_of_folder, task_heads
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,10 @@ def _load_hf(folder: Path) -> Checkpoint:
     else:
         raise CheckpointError(f"{folder}: has config.json but no model.safetensors or pytorch_model.bin")
     info = {"architectures": list(raw_cfg.get("architectures") or [])}
+    marked = head_of_folder(folder)  # a folder another library reads as more than its config.json says
+    if marked is not None:
+        info["head"] = marked.name
+        info.update(marked.folder_info(folder) if marked.folder_info else {})
     if "id2label" in raw_cfg and HEADS[head_of(sd.keys(), info)].takes_labels:
         info["labels"] = [raw_cfg["id2label"][str(i)] for i in range(len(raw_cfg["id2label"]))]
     if raw_cfg.get("problem_type") in _HF_PROBLEM_TYPES.values():
@@ -300,7 +304,7 @@ def load_into(model: torch.nn.Module, pretrained, ckpt: Optional[Checkpoint] = N
             if key.endswith("word_embeddings.weight") or key == "cls.predictions.bias":
                 raise CheckpointError(f"{ckpt.source}: {key} has shape {tuple(value.shape)} but the model expects "
                                       f"{tuple(own[key].shape)}: build the model from the checkpoint's config")
-            if key.startswith(tuple(h.weight_prefix for h in HEADS.values() if h.name != "pretraining")):
+            if key.startswith(tuple(h.weight_prefix for h in task_heads() if h.weight_prefix)):
                 log.info("%s: %s has shape %s, the task needs %s: re-initialised", ckpt.source, key,
                          tuple(value.shape), tuple(own[key].shape))
                 del sd[key]

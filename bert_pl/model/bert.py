@@ -430,6 +430,11 @@ class BertForPreTraining(nn.Module):
             self.cls.seq_relationship = None
         init_weights(self, config.initializer_range)
 
+    @staticmethod
+    def checkpoint_kwargs(state_dict: dict, info: dict, **known) -> dict:
+        """A checkpoint without NSP weights (an MLM-only run, a BertForMaskedLM folder) builds without the NSP head."""
+        return {"nsp": "cls.seq_relationship.weight" in state_dict}
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_positions=None, mlm_labels=None,
                 next_sentence_label=None, sequence_ids=None, position_ids=None, nsp_positions=None):
         """`mlm_positions` (B,P): run the MLM head there only; logits are then (B,P,V), else (B,S,V).

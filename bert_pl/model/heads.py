@@ -2,13 +2,17 @@
 multiple choice), and the one registry of heads (`HEADS`).
 
 A head is a model class plus what the rest of the project needs to know about it: which outputs are gathered for
-evaluation, whether they are ragged (one row per feature of varying width), and the Hugging Face architecture name
-and weight prefix used to export and recognise checkpoints. A new task family registers its head here once.
+evaluation, whether they are ragged (one row per feature of varying width), the Hugging Face architecture name and
+weight prefix used to export and recognise checkpoints, and `predictor`: the class, in the module of the task family
+that trains the head, that owns its life after training (reading prediction inputs, predicting, ONNX outputs, export
+extras, model card; the contract is `bert_pl.tasks.predictor.Predictor`). A new task family registers its head here
+once; prediction, export and checkpoint code ask this registry and never name a head.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +43,11 @@ class BertForSequenceClassification(nn.Module):
         self.classifier = nn.Linear(config.hidden_size, num_labels)
         init_weights(self, config.initializer_range)
 
+    @staticmethod
+    def checkpoint_kwargs(state_dict: dict, info: dict, num_labels: int) -> dict:
+        """Settings a checkpoint's weights and info imply (see Head.build_for)."""
+        return {"problem_type": info.get("problem_type") or ("regression" if num_labels == 1 else "single_label")}
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
         pooled = self.bert(input_ids, token_type_ids, attention_mask)["pooled_output"]
         logits = self.classifier(self.dropout(pooled))
@@ -63,6 +72,10 @@ class BertForQuestionAnswering(nn.Module):
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         init_weights(self, config.initializer_range)
 
+    @staticmethod
+    def checkpoint_kwargs(state_dict: dict, info: dict, **known) -> dict:
+        return {}
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, start_positions=None, end_positions=None):
         seq = self.bert(input_ids, token_type_ids, attention_mask)["sequence_output"]
         start_logits, end_logits = self.qa_outputs(seq).float().unbind(-1)
@@ -85,6 +98,10 @@ class BertForTokenClassification(nn.Module):
         self.dropout = nn.Dropout(p)
         self.classifier = nn.Linear(config.hidden_size, num_labels)
         init_weights(self, config.initializer_range)
+
+    @staticmethod
+    def checkpoint_kwargs(state_dict: dict, info: dict, **known) -> dict:
+        return {}
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
         seq = self.bert(input_ids, token_type_ids, attention_mask)["sequence_output"]
@@ -109,6 +126,10 @@ class BertForMultipleChoice(nn.Module):
         self.classifier = nn.Linear(config.hidden_size, 1)
         init_weights(self, config.initializer_range)
 
+    @staticmethod
+    def checkpoint_kwargs(state_dict: dict, info: dict, **known) -> dict:
+        return {}
+
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
         b, k, s = input_ids.shape
         flat = [t.reshape(b * k, s) if t is not None else None for t in (input_ids, token_type_ids, attention_mask)]
@@ -121,17 +142,31 @@ class BertForMultipleChoice(nn.Module):
 @dataclass(frozen=True)
 class Head:
     """What the project knows about one head: its model class, the outputs gathered for evaluation (`ragged`: one
-    array per feature, of varying width, as SQuAD's logits over each window), and its Hugging Face names."""
+    array per feature, of varying width, as SQuAD's logits over each window), its Hugging Face names, and the family
+    class that predicts with it."""
 
     name: str
     model: type
     outputs: Tuple[str, ...]
     hf_architecture: str
-    weight_prefix: str          # the head's own parameters (e.g. "classifier."), absent from a bare encoder
+    weight_prefix: str          # the head's own parameters (e.g. "classifier."), absent from a bare encoder; "" if none
+    predictor: str              # "module:Class" of its bert_pl.tasks.predictor.Predictor (imported when first used)
     ragged: bool = False
     takes_labels: bool = False  # the model class takes num_labels (and the labels go into exported configs)
+    # A file whose presence marks a Hugging Face folder as this head (e.g. sentence-transformers' modules.json), and
+    # what the head reads from such a folder into the checkpoint's info (settings its model class is built with).
+    hf_marker: Optional[str] = None
+    folder_info: Optional[Callable[[Path], dict]] = None
 
     def build(self, config: BertConfig, **kwargs) -> nn.Module:
+        return self.model(config, **kwargs)
+
+    def build_for(self, config: BertConfig, state_dict: dict, info: dict) -> nn.Module:
+        """The model a checkpoint's weights fit: num_labels from the head's weights, settings from its info."""
+        kwargs = {}
+        if self.takes_labels:
+            kwargs["num_labels"] = state_dict[self.weight_prefix + "weight"].shape[0]
+        kwargs.update(self.model.checkpoint_kwargs(state_dict, info, **kwargs))
         return self.model(config, **kwargs)
 
     def gather(self, parts: Dict[str, list]) -> dict:
@@ -144,17 +179,28 @@ class Head:
                 out[key] = torch.cat(tensors).numpy()
         return out
 
+    def predictor_class(self) -> type:
+        """The family's Predictor class (imported here, not at registry time: families import this module)."""
+        import importlib
+
+        module, _, name = self.predictor.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+PRETRAINING = "pretraining"  # the head of train.py's checkpoints (and of bare encoders)
 
 HEADS: Dict[str, Head] = {h.name: h for h in [
-    Head("pretraining", BertForPreTraining, ("mlm_logits", "nsp_logits"), "BertForPreTraining", "cls."),
+    Head(PRETRAINING, BertForPreTraining, ("mlm_logits", "nsp_logits"), "BertForPreTraining", "cls.",
+         "bert_pl.pretraining.fill_mask:MaskedLMPredictor"),
     Head("classification", BertForSequenceClassification, ("logits",), "BertForSequenceClassification",
-         "classifier.", takes_labels=True),
+         "classifier.", "bert_pl.tasks.classification:ClassificationPredictor", takes_labels=True),
     Head("span", BertForQuestionAnswering, ("start_logits", "end_logits"), "BertForQuestionAnswering",
-         "qa_outputs.", ragged=True),
+         "qa_outputs.", "bert_pl.tasks.squad:SpanPredictor", ragged=True),
     # logits (B, S, C) of batch-dependent width: one (S, C) array per feature
     Head("token_classification", BertForTokenClassification, ("logits",), "BertForTokenClassification",
-         "classifier.", ragged=True, takes_labels=True),
-    Head("multiple_choice", BertForMultipleChoice, ("logits",), "BertForMultipleChoice", "classifier."),
+         "classifier.", "bert_pl.tasks.token_classification:TagPredictor", ragged=True, takes_labels=True),
+    Head("multiple_choice", BertForMultipleChoice, ("logits",), "BertForMultipleChoice", "classifier.",
+         "bert_pl.tasks.multiple_choice:ChoicePredictor"),
 ]}
 
 
@@ -171,10 +217,20 @@ def head_of(state_dict_keys, info: Optional[dict] = None) -> str:
         return info["head"]
     for arch in info.get("architectures") or []:
         for head in HEADS.values():
-            if head.hf_architecture == arch:
+            if head.hf_architecture == arch and head.hf_marker is None:
                 return head.name
     keys = list(state_dict_keys)
-    for head in HEADS.values():
-        if head.name != "pretraining" and any(k.startswith(head.weight_prefix) for k in keys):
+    for head in task_heads():
+        if head.weight_prefix and any(k.startswith(head.weight_prefix) for k in keys):
             return head.name
-    return "pretraining"
+    return PRETRAINING
+
+
+def task_heads():
+    """The heads a task fine-tunes (every head but pretraining's)."""
+    return [h for h in HEADS.values() if h.name != PRETRAINING]
+
+
+def head_of_folder(folder: Path) -> Optional[Head]:
+    """The head a Hugging Face folder is marked as by a file of its own (`Head.hf_marker`), if any."""
+    return next((h for h in HEADS.values() if h.hf_marker and (Path(folder) / h.hf_marker).is_file()), None)

@@ -20,6 +20,7 @@ import torch
 from bert_pl.tasks.base import (Task, TaskDataError, limits_per_split, softmax, with_row_ids,
                                 write_jsonl_predictions)
 from bert_pl.tasks.metrics import check_main_metric, classification_metrics, learning_check
+from bert_pl.tasks.predictor import PredictError, Predictor
 from bert_pl.tasks.readers import (CHUNK, ID_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, hub_has_split, read_hub_rows,
                                    read_rows, text_value)
 
@@ -437,3 +438,34 @@ class TextClassificationTask(Task):
 
     def checkpoint_info(self) -> dict:
         return {"max_seq_length": self.max_seq_length, "pairs": self._pairs}
+
+
+class ClassificationPredictor(Predictor):
+    """Prediction with a sequence classification head: a text or a (text_a, text_b) pair per input -> {"label",
+    "probabilities"} (multi-label: {"labels", "probabilities"}; regression: {"score"})."""
+
+    pipeline_tag = "text-classification"
+
+    def check(self, inputs: list) -> None:
+        """A pair model gets pairs and a single-text model single texts (the number of the first that differs)."""
+        want_pairs = self.runtime.task_info.get("pairs")
+        if want_pairs is None:
+            return
+        for n, x in enumerate(inputs, 1):
+            if isinstance(x, str) == bool(want_pairs):
+                raise PredictError(f"input {n}: the model was fine-tuned on {'pairs' if want_pairs else 'single texts'}"
+                                   f"; give {'two tab-separated texts' if want_pairs else 'one text'} per line")
+
+    def predict(self, inputs: list, progress: bool = True) -> List[dict]:
+        for n, x in enumerate(inputs, 1):
+            if not isinstance(x, str) and not (isinstance(x, (list, tuple)) and len(x) == 2
+                                               and all(isinstance(t, str) for t in x)):
+                raise PredictError(f"input {n}: a classification model takes a text or a pair of texts")
+        enc = self.runtime.encode(inputs)
+        feats = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in enc]
+        logits = np.stack([o["logits"] for o in self.runtime.run(feats, progress)])
+        return decode_logits(logits, self.runtime.labels, self.runtime.problem_type)
+
+    @classmethod
+    def onnx_outputs(cls, net) -> List[str]:
+        return ["logits"]

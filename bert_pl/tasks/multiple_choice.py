@@ -28,6 +28,7 @@ import torch
 from bert_pl.tasks.base import (PaddingCollator, Task, TaskDataError, limits_per_split, softmax, with_row_ids,
                                 write_jsonl_predictions)
 from bert_pl.tasks.metrics import accuracy, learning_check
+from bert_pl.tasks.predictor import PredictError, Predictor
 from bert_pl.tasks.readers import CHUNK, ID_COLUMN_CANDIDATES, hub_has_split, read_hub_rows, read_rows, text_value
 
 log = logging.getLogger(__name__)
@@ -479,3 +480,73 @@ def _label(raw, k: int, unknown_ok: bool) -> Optional[int]:
     if not 0 <= value < k:
         raise ValueError(f"label {value} is out of range: the row has {k} choices, so the label must be 0..{k - 1}")
     return value
+
+
+class ChoicePredictor(Predictor):
+    """Prediction with a multiple-choice head: {"context", "choices": [...]} per input -> {"label": the chosen
+    index, "probabilities": [...]}. Files: rows in the column layout the model was trained on (e.g. SWAG's
+    sent1/sent2/ending0..), else a `context` column with a `choices` list or ending0.. columns; text lines are
+    context<TAB>choice 1<TAB>choice 2..."""
+
+    line_format = "context<TAB>choice 1<TAB>choice 2... per line"
+    onnx_input_axes = {0: "batch", 1: "choices", 2: "sequence"}
+
+    def from_fields(self, fields: List[str], where: str):
+        if len(fields) < 3:
+            raise PredictError(f"{where}: a multiple-choice model takes 'context<TAB>choice 1<TAB>choice 2...' per line")
+        return {"context": fields[0], "choices": fields[1:]}
+
+    def text_columns(self, columns: List[str]) -> Optional[List[str]]:
+        return ["context", "choices"]
+
+    def from_row(self, row: dict, columns: List[str], where: str):
+        context = super().from_row(row, columns[:1], where)
+        choices = row[columns[1]]
+        if isinstance(choices, str):
+            try:
+                choices = json.loads(choices)
+            except ValueError:
+                raise PredictError(f"{where}: {columns[1]!r} must be a list of choices (a JSON array in a csv/tsv "
+                                   f"cell)") from None
+        return {"context": context, "choices": choices}  # checked by predict
+
+    def read_rows(self, path: str, columns: List[str], rows, text_columns, id_column):
+        if text_columns:  # given: CONTEXT and a CHOICES list column
+            return super().read_rows(path, columns, rows, text_columns, id_column)
+        rows = list(rows)
+        saved = self.runtime.task_info.get("columns")
+        error = None
+        for layout in ([saved] if saved else []) + [None]:  # None: the default layout
+            try:
+                return MultipleChoiceTask.prediction_examples(columns, rows, str(path), layout)
+            except TaskDataError as e:
+                error = error or e
+        raise PredictError(f"{error}; or pass text_columns=[CONTEXT,CHOICES_LIST]") from None
+
+    def predict(self, inputs: list, progress: bool = True) -> List[dict]:
+        rt = self.runtime
+        for n, x in enumerate(inputs, 1):
+            if not isinstance(x, dict) or not x.get("context") or not isinstance(x.get("choices"), (list, tuple)) \
+                    or not x["choices"]:
+                raise PredictError(f"input {n}: a multiple-choice model takes {{'context': ..., 'choices': [...]}}")
+        enc = iter(rt.encode([(x["context"], str(c)) for x in inputs for c in x["choices"]]))
+        feats = []
+        for x in inputs:
+            parts = [next(enc) for _ in x["choices"]]
+            feats.append({"input_ids": [e.ids for e in parts], "token_type_ids": [e.type_ids for e in parts]})
+        results: List[Optional[dict]] = [None] * len(inputs)
+        for k in sorted({len(x["choices"]) for x in inputs}):  # a batch holds one number of choices
+            idx = [i for i, x in enumerate(inputs) if len(x["choices"]) == k]
+            outs = rt.run([feats[i] for i in idx], progress, MultipleChoiceCollator(rt.vocab["[PAD]"]))
+            for i, o in zip(idx, outs):
+                p = softmax(o["logits"].astype(np.float64))
+                results[i] = {"label": int(p.argmax()), "probabilities": [round(float(q), 6) for q in p]}
+        return results
+
+    @classmethod
+    def onnx_outputs(cls, net) -> List[str]:
+        return ["logits"]
+
+    @classmethod
+    def onnx_output_axes(cls, name: str) -> Dict[int, str]:
+        return {0: "batch", 1: "choices"}

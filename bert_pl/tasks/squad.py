@@ -16,6 +16,7 @@ import numpy as np
 from bert_pl.io.atomic import atomic_write_text
 from bert_pl.tasks import squad_metrics
 from bert_pl.tasks.base import Task, TaskDataError, limits_per_split
+from bert_pl.tasks.predictor import PredictError, Predictor
 
 log = logging.getLogger(__name__)
 
@@ -492,3 +493,63 @@ class SquadDataModule(Task):
         path = out_dir / "predictions.json"
         atomic_write_text(path, json.dumps(preds, indent=2))
         return path
+
+
+class SpanPredictor(Predictor):
+    """Prediction with a span QA head: {"question", "context"} per input -> {"answer", "start", "end", "score"}
+    (character offsets into the context; "" and None for no answer, SQuAD 2.0). Long contexts are windowed with the
+    run's doc_stride; answers are post-processed as in evaluation (n-best, max answer length, null threshold)."""
+
+    default_max_seq_length = 384
+    line_format = "question<TAB>context per line"
+    pipeline_tag = "question-answering"
+
+    def from_fields(self, fields: List[str], where: str):
+        if len(fields) != 2:
+            raise PredictError(f"{where}: a question-answering model takes 'question<TAB>context' per line")
+        return {"question": fields[0], "context": fields[1]}
+
+    def text_columns(self, columns: List[str]) -> Optional[List[str]]:
+        return ["question", "context"]
+
+    def from_row(self, row: dict, columns: List[str], where: str):
+        question, context = super().from_row(row, columns, where)
+        return {"question": question, "context": context}
+
+    def predict(self, inputs: list, progress: bool = True) -> List[dict]:
+        bad = [i for i, x in enumerate(inputs) if not isinstance(x, dict) or not x.get("question")
+               or not x.get("context")]
+        if bad:
+            raise PredictError(f"input {bad[0] + 1}: a question-answering model takes {{'question': ..., "
+                               f"'context': ...}} per input")
+        rt, info = self.runtime, self.runtime.task_info
+        articles = [{"paragraphs": [{"context": x["context"], "qas": [{"id": str(i), "question": x["question"]}]}]}
+                    for i, x in enumerate(inputs)]
+        version_2 = info.get("version") == 2
+        examples = examples_from_articles(articles, is_training=False, version_2=version_2)
+        feats, meta = convert_examples_to_features(examples, rt.tokenizer, rt.max_seq_length,
+                                                   info.get("doc_stride", 128), info.get("max_query_length", 64),
+                                                   is_training=False)
+        outs = rt.run([{k: f[k] for k in ("input_ids", "token_type_ids")} for f in feats], progress)
+        starts = [o["start_logits"][:o["length"]] for o in outs]
+        ends = [o["end_logits"][:o["length"]] for o in outs]
+        preds, nbest, _ = postprocess(examples, meta, starts, ends, rt.tokenizer, info.get("n_best_size", 20),
+                                      info.get("max_answer_length", 30), version_2,
+                                      info.get("null_score_diff_threshold", 0.0))
+        results = []
+        for i, x in enumerate(inputs):
+            answer = preds[str(i)]
+            top = next((n for n in nbest[str(i)] if n["text"] == answer), {"probability": None})
+            start = x["context"].find(answer) if answer else -1
+            results.append({"answer": answer, "start": start if start >= 0 else None,
+                            "end": start + len(answer) if start >= 0 else None,
+                            "score": None if top["probability"] is None else round(float(top["probability"]), 6)})
+        return results
+
+    @classmethod
+    def onnx_outputs(cls, net) -> List[str]:
+        return ["start_logits", "end_logits"]
+
+    @classmethod
+    def onnx_output_axes(cls, name: str) -> Dict[int, str]:
+        return {0: "batch", 1: "sequence"}

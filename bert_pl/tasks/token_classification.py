@@ -31,6 +31,7 @@ import numpy as np
 from bert_pl.io.atomic import atomic_write_text
 from bert_pl.tasks import conlleval
 from bert_pl.tasks.base import IGNORE_INDEX, Task, TaskDataError, limits_per_split
+from bert_pl.tasks.predictor import PredictError, Predictor
 from bert_pl.tasks.readers import read_rows  # the same JSON reading and errors as text_classification
 
 log = logging.getLogger(__name__)
@@ -529,3 +530,78 @@ class Conll2003Task(TokenClassificationTask):
             if test_file is None and (folder / layout[2]).is_file():
                 test_file = str(folder / layout[2])
         super().__init__(train_file=train_file, validation_file=validation_file, test_file=test_file, **kwargs)
+
+
+class TagPredictor(Predictor):
+    """Prediction with a token classification head: a text (split into words as BERT's basic tokenizer does, with
+    character offsets) or a list of words per input -> {"words": [{"word", "tag", "start", "end"}], "entities":
+    [{"type", "text", "start", "end"}]} (conlleval's chunks; offsets into the text, None for pre-split words). Long
+    inputs are windowed with the run's doc_stride. Input files: .txt lines, or the formats it trains on (JSON lines
+    with "tokens", CoNLL columns: any other extension; their tag columns, if any, are ignored)."""
+
+    line_format = "one text per line"
+    pipeline_tag = "token-classification"
+
+    def from_fields(self, fields: List[str], where: str):
+        if len(fields) != 1:
+            raise PredictError(f"{where}: a token-classification model takes one text per line (no tab)")
+        return fields[0]
+
+    def read_file(self, path: Path) -> Optional[list]:
+        suffix = path.suffix.lower()
+        if suffix == ".txt":
+            return None
+        reader = read_json_sentences if suffix in JSON_EXTENSIONS else read_conll
+        sentences, _ = reader(path, labelled=None)
+        bad = next((s for s in sentences if s.problem), None)
+        if bad is not None:
+            raise PredictError(f"{path}: line {bad.line}: {bad.problem}")
+        if not sentences:
+            raise PredictError(f"{path}: no sentences")
+        return [s.tokens for s in sentences]
+
+    def predict(self, inputs: list, progress: bool = True) -> List[dict]:
+        rt = self.runtime
+        splitter = rt.tokenizer.pre_tokenizer
+        sentences, spans = [], []
+        for n, x in enumerate(inputs, 1):
+            if isinstance(x, str):
+                parts = splitter.pre_tokenize_str(x) if splitter is not None else [(w, (0, 0)) for w in x.split()]
+                sentences.append([w for w, _ in parts])
+                spans.append([s for _, s in parts] if splitter is not None else None)
+            elif isinstance(x, (list, tuple)) and all(isinstance(w, str) for w in x):
+                sentences.append(list(x))
+                spans.append(None)
+            else:
+                raise PredictError(f"input {n}: a token-classification model takes a text or a list of words")
+            if not sentences[-1]:
+                raise PredictError(f"input {n}: no words")
+        pieces = word_pieces(rt.tokenizer, sentences)
+        feats, windows, _ = build_features(pieces, None, rt.vocab["[CLS]"], rt.vocab["[SEP]"], rt.max_seq_length,
+                                           rt.task_info.get("doc_stride", 64), False)
+        outs = rt.run([{k: f[k] for k in ("input_ids", "token_type_ids")} for f in feats], progress)
+        preds = word_predictions(windows, [len(s) for s in sentences], [o["logits"] for o in outs], range(len(feats)))
+        results = []
+        for x, words, span, ids in zip(inputs, sentences, spans, preds):
+            tags = [rt.labels[i] for i in ids]
+            word_rows = [{"word": w, "tag": t, "start": span[i][0] if span else None,
+                          "end": span[i][1] if span else None} for i, (w, t) in enumerate(zip(words, tags))]
+            entities = []
+            for type_, first, last in conlleval.chunks(tags):
+                if span:
+                    start, end = span[first][0], span[last][1]
+                    text = x[start:end]
+                else:
+                    start = end = None
+                    text = " ".join(words[first:last + 1])
+                entities.append({"type": type_, "text": text, "start": start, "end": end})
+            results.append({"entities": entities, "words": word_rows})
+        return results
+
+    @classmethod
+    def onnx_outputs(cls, net) -> List[str]:
+        return ["logits"]
+
+    @classmethod
+    def onnx_output_axes(cls, name: str) -> Dict[int, str]:
+        return {0: "batch", 1: "sequence"}
