@@ -121,7 +121,7 @@ def main(argv: Optional[Sequence[str]] = None):
     @hydra.main(version_base="1.3", config_path=None, config_name="predict")
     @entry_point
     def predict(cfg):
-        from bert_pl.inference.model import run_predict
+        from bert_pl.inference.predict_files import run_predict
 
         return run_predict(typed(cfg))
 
