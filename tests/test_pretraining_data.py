@@ -1,4 +1,5 @@
 import random
+import re
 from collections import Counter
 
 import numpy as np
@@ -291,8 +292,8 @@ def test_a_long_single_line_document_builds_as_fast_as_a_normal_one(tmp_path, mi
 
 
 def test_building_logs_progress_but_not_for_short_steps(tmp_path, minilm_tokenizer, caplog, monkeypatch):
-    """A long build says how far it got every PROGRESS_EVERY seconds (reading, tokenising, pairing); a short one
-    logs only where it builds and what it made."""
+    """A long build says how far it got every PROGRESS_EVERY seconds (MB of text, MB/s, time left); a short one
+    logs only where it builds and what it made (with each step's MB/s per core)."""
     import logging
 
     from bert_pl.pretraining import corpus
@@ -306,8 +307,10 @@ def test_building_logs_progress_but_not_for_short_steps(tmp_path, minilm_tokeniz
     monkeypatch.setattr(corpus, "PROGRESS_EVERY", 0.0)  # as if every step took longer than that
     build_pretraining_dataset(src, minilm_tokenizer, tmp_path / "slow", max_seq_length=64)
     messages = [r.getMessage() for r in caplog.records]
-    for line in ("reading the corpus: document 3,", "tokenising: document 3 of 3,", "pairing train: document 3 of 3,"):
-        assert any(m.startswith(line) for m in messages), (line, messages)
+    progress = r"building pretraining instances: [\d.]+ of [\d.]+ MB \(100%\), [\d.]+ MB/s, \d+ s left$"
+    assert any(re.match(progress, m) for m in messages), messages
+    summary = r"pretraining instances: \d+ train from 3 documents .* per core: reading [\d.]+ MB/s, tokenising "
+    assert any(re.match(summary, m) for m in messages), messages
 
 
 def _instances(collator_vocab, n=12, seed=0):

@@ -10,7 +10,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from bert_pl.io import tokenization
-from bert_pl.pretraining.corpus import CorpusError, documents, fingerprint, with_progress
+from bert_pl.pretraining.corpus import CorpusError, fingerprint
 from bert_pl.errors import UserConfigError
 from bert_pl.model.bert import MIN_SEQ_LENGTH
 from bert_pl.pretraining.instances import StreamingInstances, build_pretraining_dataset
@@ -32,7 +32,8 @@ class PretrainingDataModule(L.LightningDataModule):
                  batch_size: int = 32, eval_batch_size: Optional[int] = None, num_workers: int = 0,
                  num_proc: int = 1, val_fraction: float = 0.0, cache_dir: str = "data/cache", seed: int = 12345,
                  static_shapes: bool = False, docs_per_shard: int = 2000, packing: bool = False,
-                 max_sequences_per_pack: int = 3, streaming: bool = False, sentence_splitter: str = "rule"):
+                 max_sequences_per_pack: int = 3, streaming: bool = False, sentence_splitter: str = "rule",
+                 lock_timeout: float = 6 * 3600):
         super().__init__()
         self.source = dict(source)
         if self.source.get("format") in ("plain", "hub"):  # part of the source: the caches depend on it
@@ -56,6 +57,7 @@ class PretrainingDataModule(L.LightningDataModule):
         self.tokenizer = None
         self.datasets = None
         self.streaming = streaming
+        self.lock_timeout = lock_timeout
         checks = [(max_seq_length >= MIN_SEQ_LENGTH, f"data.max_seq_length={max_seq_length}: must be at least "
                                                      f"{MIN_SEQ_LENGTH} tokens ([CLS] A [SEP] B [SEP] and a few words)"),
                   (0 < masked_lm_prob < 1, f"data.masked_lm_prob={masked_lm_prob} must be in (0, 1)"),
@@ -89,7 +91,8 @@ class PretrainingDataModule(L.LightningDataModule):
         return self.tokenizer
 
     def _train_tokenizer(self, cfg: dict):
-        from filelock import FileLock
+        from bert_pl.pretraining.cachelock import cache_lock
+        from bert_pl.pretraining.prepare import train_vocab
 
         settings = dict(vocab_size=int(cfg.get("vocab_size", 8000)), lowercase=bool(cfg.get("lowercase", True)),
                         min_frequency=int(cfg.get("min_frequency", 2)),
@@ -98,24 +101,25 @@ class PretrainingDataModule(L.LightningDataModule):
                         strip_accents=cfg.get("strip_accents"))
         key = hashlib.sha256(f"{fingerprint(self.source)}|{sorted(settings.items())}".encode()).hexdigest()[:16]
         folder = self.cache_dir / f"tokenizer-{key}"
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.cache_dir / f".tokenizer-{key}.lock")):
-            if (folder / "tokenizer.json").is_file():
-                try:
-                    return tokenization.load(folder)
-                except tokenization.VocabError:  # damaged after it was written (renamed in whole)
-                    raise CorpusError(f"the cached vocab {folder / 'tokenizer.json'} is damaged; delete the cache "
-                                      f"folder {folder} and run again to train it anew") from None
-            log.info("training a %d-word WordPiece vocab on %s", settings["vocab_size"], self.source.get("format"))
-            texts = (s for doc in with_progress(documents(self.source), "reading the corpus for the vocab")
-                     for s in doc)
-            tok = tokenization.train(texts, **settings)
-            if tok.get_vocab_size() <= len(tokenization.SPECIAL_TOKENS):
-                raise CorpusError(f"the corpus {self.source} holds no text to train a vocab on")
-            tmp = folder.with_name(folder.name + ".tmp")
-            tokenization.save(tok, tmp)
-            tmp.rename(folder)
-            return tok
+        ready = (folder / "tokenizer.json").is_file
+        if not ready():
+            with cache_lock(self.cache_dir / f".tokenizer-{key}.lock", f"the vocab {folder}",
+                            timeout=self.lock_timeout, ready=ready) as holder:
+                if holder and not ready():
+                    log.info("training a %d-word WordPiece vocab on %s", settings["vocab_size"],
+                             self.source.get("format"))
+                    tok = train_vocab(self.source, settings, self.build_kwargs["num_proc"])
+                    if tok.get_vocab_size() <= len(tokenization.SPECIAL_TOKENS):
+                        raise CorpusError(f"the corpus {self.source} holds no text to train a vocab on")
+                    tmp = folder.with_name(folder.name + ".tmp")
+                    tokenization.save(tok, tmp)
+                    tmp.rename(folder)
+                    return tok
+        try:
+            return tokenization.load(folder)
+        except tokenization.VocabError:  # damaged after it was written (renamed in whole)
+            raise CorpusError(f"the cached vocab {folder / 'tokenizer.json'} is damaged; delete the cache "
+                              f"folder {folder} and run again to train it anew") from None
 
     # -- data ---------------------------------------------------------------------------------------------------
     def prepare_data(self):
@@ -128,12 +132,8 @@ class PretrainingDataModule(L.LightningDataModule):
 
     def _build(self):
         if self.datasets is None:
-            from filelock import FileLock
-
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            with FileLock(str(self.cache_dir / ".pretrain.lock")):
-                self.datasets = build_pretraining_dataset(self.source, self.load_tokenizer(), self.cache_dir,
-                                                          **self.build_kwargs)
+            self.datasets = build_pretraining_dataset(self.source, self.load_tokenizer(), self.cache_dir,
+                                                      lock_timeout=self.lock_timeout, **self.build_kwargs)
         return self.datasets
 
     def collator(self) -> MaskingCollator:
