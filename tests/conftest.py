@@ -38,20 +38,47 @@ def minilm_tokenizer(minilm_dir):
 
 
 @pytest.fixture(scope="session")
-def tiny_pretrained(tmp_path_factory, minilm_tokenizer) -> Path:
-    """A random-init bert_tiny-shaped checkpoint with Google's uncased vocab, saved in our format."""
+def tiny_checkpoint(tmp_path_factory, minilm_tokenizer):
+    """The one way tests build a small checkpoint: `tiny_checkpoint(head, info=None, **model_kwargs)` -> (path of a
+    bert-pl .ckpt, the model in eval mode), a random-init 2-layer encoder (hidden 64) with Google's uncased vocab and
+    the head from the registry (bert_pl.model.heads.HEADS). A head that takes labels gets 3 (L0..L2) unless
+    num_labels= is given; `info` is saved with it (task settings, labels, problem_type...). Built once per
+    session for each (head, info, kwargs): tests must not change the returned model."""
+    import json
+
     import torch
 
     from bert_pl.io.checkpoints import Checkpoint, save_ours
-    from bert_pl.model.bert import BertConfig, BertForPreTraining
+    from bert_pl.model.bert import BertConfig
+    from bert_pl.model.heads import HEADS
 
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=minilm_tokenizer.get_vocab_size(), hidden_size=64, num_hidden_layers=2,
-                     num_attention_heads=2, intermediate_size=128, max_position_embeddings=512)
-    model = BertForPreTraining(cfg)
-    path = tmp_path_factory.mktemp("tiny") / "tiny.ckpt"
-    save_ours(Checkpoint(cfg, model.state_dict(), minilm_tokenizer.to_str(), "test", "bert-pl"), path)
-    return path
+    made = {}
+
+    def make(head: str, info=None, **model_kwargs):
+        key = json.dumps([head, info, model_kwargs], sort_keys=True)
+        if key not in made:
+            entry = HEADS[head]
+            if entry.takes_labels:
+                model_kwargs.setdefault("num_labels", len((info or {}).get("labels") or "LLL"))
+            torch.manual_seed(0)
+            cfg = BertConfig(vocab_size=minilm_tokenizer.get_vocab_size(), hidden_size=64, num_hidden_layers=2,
+                             num_attention_heads=2, intermediate_size=128)
+            model = entry.build(cfg, **model_kwargs).eval()
+            full = {"head": head, **(info or {})}
+            if entry.takes_labels:
+                full.setdefault("labels", [f"L{i}" for i in range(model_kwargs["num_labels"])])
+            path = tmp_path_factory.mktemp(head) / f"{head}.ckpt"
+            save_ours(Checkpoint(cfg, model.state_dict(), minilm_tokenizer.to_str(), "test", "bert-pl", full), path)
+            made[key] = (path, model)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tiny_checkpoint) -> Path:
+    """A random-init pretraining checkpoint (MLM + NSP heads), saved in our format."""
+    return tiny_checkpoint("pretraining")[0]
 
 
 def run_cli(args, cwd=ROOT, timeout=600, env=None, input=None):

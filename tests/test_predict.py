@@ -151,29 +151,12 @@ def test_no_pretrained_and_no_pretraining_run_says_what_to_pass(tmp_path):
     assert "no pretrained= given and no pretraining run found" in res.stderr
 
 
-def _tiny_checkpoint(tmp_path, tokenizer, head, model_cls, info=None, **kwargs):
-    import torch
-
-    from bert_pl.io.checkpoints import Checkpoint, save_ours
-    from bert_pl.model.bert import BertConfig
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tokenizer.get_vocab_size(), hidden_size=64, num_hidden_layers=2,
-                     num_attention_heads=2, intermediate_size=128)
-    model = model_cls(cfg, **kwargs).eval()
-    path = save_ours(Checkpoint(cfg, model.state_dict(), tokenizer.to_str(), "test", "bert-pl",
-                                {"head": head, **(info or {})}),
-                     tmp_path / f"{head}.ckpt")
-    return path, model
-
-
-def test_multiple_choice_predictions_equal_the_models_own_scores(tmp_path, minilm_tokenizer):
+def test_multiple_choice_predictions_equal_the_models_own_scores(tiny_checkpoint, minilm_tokenizer):
     import torch
 
     import bert_pl
-    from bert_pl.model.heads import BertForMultipleChoice
 
-    path, model = _tiny_checkpoint(tmp_path, minilm_tokenizer, "multiple_choice", BertForMultipleChoice)
+    path, model = tiny_checkpoint("multiple_choice")
     inputs = [{"context": "A man sits on a bench.", "choices": ["He stands up.", "He eats lunch.", "A dog runs."]},
               {"context": "The sun rises.", "choices": ["Birds sing.", "It snows indoors."]}]
     out = bert_pl.load(path).predict(inputs)
@@ -193,18 +176,16 @@ def test_multiple_choice_predictions_equal_the_models_own_scores(tmp_path, minil
         np.testing.assert_allclose(r["probabilities"], expected, atol=1e-5)
 
 
-def test_predict_reads_swag_csv_in_the_layout_the_model_was_trained_on(tmp_path, minilm_tokenizer):
+def test_predict_reads_swag_csv_in_the_layout_the_model_was_trained_on(tmp_path, tiny_checkpoint):
     """A model fine-tuned with task=swag records SWAG's columns (sent1, sent2 + ending0..3); predict.py then reads
     SWAG's own CSV (test.csv, no label column) and predicts what the API does on the assembled choices."""
     import csv
 
     import bert_pl
-    from bert_pl.model.heads import BertForMultipleChoice
 
     swag = {"context_column": "sent1", "choices_column": "choices", "choice_columns": None,
             "choice_prefix_column": "sent2", "label_column": "label", "id_column": None}
-    path, _ = _tiny_checkpoint(tmp_path, minilm_tokenizer, "multiple_choice", BertForMultipleChoice,
-                               info={"task": {"max_seq_length": 128, "columns": swag}})
+    path, _ = tiny_checkpoint("multiple_choice", info={"task": {"max_seq_length": 128, "columns": swag}})
     data = Path(__file__).parent / "data" / "swag_sample" / "test.csv"
     res = run_cli(["predict.py", f"model={path}", f"input={data}", f"output={tmp_path / 'p.jsonl'}"])
     assert res.returncode == 0, res.stderr[-2000:]
@@ -227,11 +208,10 @@ def test_predict_reads_swag_csv_in_the_layout_the_model_was_trained_on(tmp_path,
     assert res.returncode == 2 and "no context column 'sent1'" in res.stderr and res.stderr.count("\n") == 1
 
 
-def test_span_predictions_point_into_the_context(tmp_path, minilm_tokenizer):
+def test_span_predictions_point_into_the_context(tiny_checkpoint):
     import bert_pl
-    from bert_pl.model.heads import BertForQuestionAnswering
 
-    path, _ = _tiny_checkpoint(tmp_path, minilm_tokenizer, "span", BertForQuestionAnswering)
+    path, _ = tiny_checkpoint("span")
     inputs = [{"question": "Who met Bob?", "context": "Alice met Bob in Paris in the spring of 1999."},
               {"question": "Where?", "context": "The meeting took place in a small cafe near the river."}]
     out = bert_pl.load(path).predict(inputs)
@@ -242,19 +222,13 @@ def test_span_predictions_point_into_the_context(tmp_path, minilm_tokenizer):
         bert_pl.load(path).predict(["just text"])
 
 
-def test_token_classification_entities_with_offsets(tmp_path, minilm_tokenizer):
+def test_token_classification_entities_with_offsets(tiny_checkpoint, minilm_tokenizer):
     import torch
 
     import bert_pl
-    from bert_pl.io.checkpoints import Checkpoint, save_ours
-    from bert_pl.model.heads import BertForTokenClassification
 
     labels = ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]
-    path, model = _tiny_checkpoint(tmp_path, minilm_tokenizer, "token_classification", BertForTokenClassification,
-                                   num_labels=len(labels))
-    ckpt = bert_pl.io.checkpoints.resolve(path)
-    save_ours(Checkpoint(ckpt.config, ckpt.state_dict, ckpt.tokenizer_json, "test", "bert-pl",
-                         {"head": "token_classification", "labels": labels}), path)
+    path, model = tiny_checkpoint("token_classification", info={"labels": labels})
     text = "EU rejects German call to boycott British lamb, says Peter Blackburn."
     out = bert_pl.load(path).predict([text, ["Peter", "Blackburn"]])[0]
     words = [w["word"] for w in out["words"]]
@@ -269,15 +243,8 @@ def test_token_classification_entities_with_offsets(tmp_path, minilm_tokenizer):
         assert text[e["start"]:e["end"]] == e["text"] and e["type"] in ("LOC", "ORG", "PER")
 
 
-def test_predict_cli_reads_conll_and_json_lines_for_a_tagger(tmp_path, minilm_tokenizer):
-    from bert_pl.io.checkpoints import Checkpoint, resolve, save_ours
-    from bert_pl.model.heads import BertForTokenClassification
-
-    path, _ = _tiny_checkpoint(tmp_path, minilm_tokenizer, "token_classification", BertForTokenClassification,
-                               num_labels=3)
-    ckpt = resolve(path)
-    save_ours(Checkpoint(ckpt.config, ckpt.state_dict, ckpt.tokenizer_json, "test", "bert-pl",
-                         {"head": "token_classification", "labels": ["B-PER", "I-PER", "O"]}), path)
+def test_predict_cli_reads_conll_and_json_lines_for_a_tagger(tmp_path, tiny_checkpoint):
+    path, _ = tiny_checkpoint("token_classification", info={"labels": ["B-PER", "I-PER", "O"]})
     (tmp_path / "dev.conll").write_text("-DOCSTART- O\n\nJohn B-PER\nlives O\nhere O\n\nMary B-PER\n")
     (tmp_path / "dev.jsonl").write_text('{"tokens": ["John", "lives", "here"]}\n{"tokens": ["Mary"]}\n')
     for name in ("dev.conll", "dev.jsonl"):

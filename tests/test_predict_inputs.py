@@ -10,23 +10,10 @@ from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
-def classifier(tmp_path_factory, minilm_tokenizer):
+def classifier(tiny_checkpoint):
     """A tiny single-text classifier (random weights, labels neg/pos) saved in our format."""
-    import torch
-
-    from bert_pl.io.checkpoints import Checkpoint, save_ours
-    from bert_pl.model.bert import BertConfig
-    from bert_pl.model.heads import BertForSequenceClassification
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=minilm_tokenizer.get_vocab_size(), hidden_size=32, num_hidden_layers=1,
-                     num_attention_heads=2, intermediate_size=64)
-    model = BertForSequenceClassification(cfg, num_labels=2).eval()
-    folder = tmp_path_factory.mktemp("clf")
-    info = {"head": "classification", "labels": ["neg", "pos"], "problem_type": "single_label",
-            "task": {"max_seq_length": 32, "pairs": False}}
-    return save_ours(Checkpoint(cfg, model.state_dict(), minilm_tokenizer.to_str(), "test", "bert-pl", info),
-                     folder / "clf.ckpt")
+    return tiny_checkpoint("classification", info={"labels": ["neg", "pos"], "problem_type": "single_label",
+                                                   "task": {"max_seq_length": 32, "pairs": False}})[0]
 
 
 def predict(args, capsys):
@@ -96,7 +83,7 @@ def test_one_text_gets_one_result(classifier):
     assert model.predict(["Great blender"]) == [one]
     assert len(model.predict(["Great blender", "Bad"])) == 2
     vector = model.embed("Great blender")
-    assert vector.shape == (32,)
+    assert vector.shape == (model.config.hidden_size,)
     np.testing.assert_allclose(vector, model.embed(["Great blender"])[0], atol=1e-6)
     with pytest.raises(bert_pl.inference.model.PredictError, match="batch_size=0"):
         bert_pl.load(classifier, batch_size=0)

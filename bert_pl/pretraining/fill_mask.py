@@ -14,6 +14,7 @@ MLM_WEIGHT = "cls.predictions.transform.dense.weight"  # present when the checkp
 class MaskedLMPredictor(Predictor):
     default_mode = "fill_mask"
     pipeline_tag = "fill-mask"
+    example_inputs = ["Paris is the [MASK] of France.", "The cat sat on the [MASK] while the [MASK] slept."]
 
     def predict(self, inputs: list, progress: bool = True) -> List[dict]:
         raise PredictError(f"{self.runtime.source} is a pretraining checkpoint with no task head: use fill_mask(...) "

@@ -445,6 +445,7 @@ class ClassificationPredictor(Predictor):
     "probabilities"} (multi-label: {"labels", "probabilities"}; regression: {"score"})."""
 
     pipeline_tag = "text-classification"
+    example_inputs = [("The cat sat.", "A cat was sitting."), ("Stocks fell.", "Markets rose sharply today.")]
 
     def check(self, inputs: list) -> None:
         """A pair model gets pairs and a single-text model single texts (the number of the first that differs)."""

@@ -490,6 +490,9 @@ class ChoicePredictor(Predictor):
 
     line_format = "context<TAB>choice 1<TAB>choice 2... per line"
     onnx_input_axes = {0: "batch", 1: "choices", 2: "sequence"}
+    example_inputs = [{"context": "She opened the umbrella", "choices": ["because it rained.", "and it flew.",
+                                                                        "to eat it."]},
+                      {"context": "He missed the bus,", "choices": ["so he walked.", "so he flew home."]}]
 
     def from_fields(self, fields: List[str], where: str):
         if len(fields) < 3:

@@ -48,6 +48,9 @@ class Predictor:
     default_mode = "predict"  # what predict.py's mode=auto runs: predict | fill_mask | embed
     line_format = "one text per line, or two texts separated by a tab (a pair)"
     pipeline_tag: Optional[str] = None  # the Hugging Face Hub's pipeline tag, for model cards
+    # Inputs as `predict` takes them: shown in model cards, the server's /info and --help, and run by the tests of
+    # every head (export, serving) so that each family is checked the same way.
+    example_inputs: list = ["The cat sat on the mat.", "Stocks fell sharply today."]
     onnx_input_axes: Dict[int, str] = SEQUENCE_AXES
 
     def __init__(self, runtime):

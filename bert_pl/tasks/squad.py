@@ -503,6 +503,8 @@ class SpanPredictor(Predictor):
     default_max_seq_length = 384
     line_format = "question<TAB>context per line"
     pipeline_tag = "question-answering"
+    example_inputs = [{"question": "Who sat on the mat?", "context": "The cat sat on the mat while the dog slept."},
+                      {"question": "Where is the Eiffel Tower?", "context": "The Eiffel Tower is in Paris, France."}]
 
     def from_fields(self, fields: List[str], where: str):
         if len(fields) != 2:

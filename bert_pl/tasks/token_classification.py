@@ -541,6 +541,7 @@ class TagPredictor(Predictor):
 
     line_format = "one text per line"
     pipeline_tag = "token-classification"
+    example_inputs = ["EU rejects German call to boycott British lamb .", ["Peter", "Blackburn", "visited", "Paris"]]
 
     def from_fields(self, fields: List[str], where: str):
         if len(fields) != 1:
