@@ -1,6 +1,6 @@
 """Console scripts of an installed bert-pl (`pip install .`): `bert-pl-train`, `bert-pl-finetune`,
-`bert-pl-predict`, `bert-pl-export` run what `train.py`, `finetune.py`, `predict.py` and `python -m bert_pl.export`
-run, with the configs shipped inside the package (`bert_pl/conf`, the repository's `conf/`)."""
+`bert-pl-predict`, `bert-pl-serve`, `bert-pl-export` run what `train.py`, `finetune.py`, `predict.py`, `serve.py` and
+`python -m bert_pl.export` run, with the configs shipped inside the package (`bert_pl/conf`, the repository's `conf/`)."""
 from __future__ import annotations
 
 from bert_pl.cli.entry import entry_point
@@ -39,6 +39,12 @@ def finetune():
 
 def predict():
     from bert_pl.cli.predict import main
+
+    main()
+
+
+def serve():
+    from bert_pl.cli.serve import main
 
     main()
 
