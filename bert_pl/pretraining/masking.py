@@ -58,20 +58,25 @@ class MaskingCollator:
         if len(cand) == 0:
             return ids, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         num_to_predict = min(self.max_predictions_per_seq, max(1, int(round(len(ids) * self.masked_lm_prob))))
-        if self.whole_word_masking:
+        if not self.whole_word_masking:
+            # every token its own word: Google's walk over a permutation takes its first num_to_predict (the same
+            # draws as the loop below, without a Python step per token)
+            chosen = cand[rng.permutation(len(cand))[:num_to_predict]]
+        else:
             starts = ~self.continuation[ids[cand]]
             starts[0] = True
-            groups = np.split(cand, np.flatnonzero(starts)[1:])
-        else:
-            groups = [cand[i:i + 1] for i in range(len(cand))]
-        chosen: List[int] = []
-        for g in rng.permutation(len(groups)):
-            if len(chosen) >= num_to_predict:
-                break
-            if len(chosen) + len(groups[g]) > num_to_predict:  # Google skips a word that would overshoot
-                continue
-            chosen.extend(groups[g].tolist())
-        positions = np.sort(np.asarray(chosen, dtype=np.int64))
+            bounds = np.flatnonzero(starts).tolist() + [len(cand)]
+            chosen_parts, count = [], 0
+            for g in rng.permutation(len(bounds) - 1).tolist():
+                if count >= num_to_predict:
+                    break
+                size = bounds[g + 1] - bounds[g]
+                if count + size > num_to_predict:  # Google skips a word that would overshoot
+                    continue
+                chosen_parts.append(cand[bounds[g]:bounds[g + 1]])
+                count += size
+            chosen = np.concatenate(chosen_parts) if chosen_parts else np.zeros(0, dtype=np.int64)
+        positions = np.sort(chosen.astype(np.int64))
         labels = ids[positions].astype(np.int64)
         masked = ids.copy()
         r = rng.random(len(positions))

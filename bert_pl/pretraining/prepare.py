@@ -176,9 +176,10 @@ def chunk_documents(source: dict, task: tuple) -> List[Document]:
 def _vocab_texts(source: dict, task: tuple) -> Iterator[str]:
     """Texts with the same words as the chunk's sentences, without splitting sentences where that cannot change
     the words: Google's lines are the sentences; the `rule` splitter only cuts at whitespace or after
-    punctuation (both word boundaries) of the line with its whitespace runs made one space; `line` keeps lines."""
+    punctuation (both word boundaries) of the line with its whitespace runs made one space (Python's whitespace,
+    which includes separators such as \x1c that BERT's normaliser deletes instead). Other splitters run."""
     splitter = source.get("sentence_splitter") or "rule"
-    if task[0] == "docs" or (source.get("format") == "plain" and splitter not in ("rule", "line")):
+    if task[0] == "docs" or (source.get("format") == "plain" and splitter != "rule"):
         for doc in chunk_documents(source, task):
             yield from doc
         return
