@@ -37,11 +37,13 @@ def test_pretraining_logs_throughput_mfu_and_grad_norm_per_logged_step_and_draws
     shared("corpus", "sample_text.txt")
     out = tmp_path / "run"
     peak = 1e12
-    bert_pl.pretrain(["data=sample_text", "data.batch_size=4", "data.num_workers=0", "data.num_proc=1",
-                      "data.val_fraction=0.2", "trainer.limit_val_batches=1", "trainer.val_check_interval=4",
-                      "trainer.max_steps=4", "trainer.log_every_n_steps=2", "logger=csv", "~callbacks.progress_bar",
-                      f"callbacks.monitor.peak_flops={peak}", f"paths.cache_dir={tmp_path / 'cache'}"],
-                     output_dir=str(out))
+    run = bert_pl.pretrain(["data=sample_text", "data.batch_size=4", "data.num_workers=0", "data.num_proc=1",
+                            "data.val_fraction=0.2", "trainer.limit_val_batches=1", "trainer.val_check_interval=4",
+                            "trainer.max_steps=4", "trainer.log_every_n_steps=2", "logger=csv",
+                            "~callbacks.progress_bar", f"callbacks.monitor.peak_flops={peak}",
+                            f"paths.cache_dir={tmp_path / 'cache'}"],
+                           output_dir=str(out))
+    assert run.run_dir == out and run.results["global_step"] == 4 and "train/loss" in run.metrics  # the API's Run
     stdout = capsys.readouterr().out
     logged = [r for r in rows(out / "csv" / "metrics.csv") if r.get("train/loss")]
     assert [int(r["step"]) for r in logged] == [1, 3]  # every logged step, and only those

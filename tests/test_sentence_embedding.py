@@ -257,7 +257,7 @@ def finetune(tiny_pretrained, out, train, dev, *extra):
 
     return bert_pl.finetune("sentence_embedding", str(tiny_pretrained), [
         f"data.train_file={train}", f"data.validation_file={dev}", "trainer.max_epochs=1", "logger=[]",
-        "data.feature_cache=null", *extra], output_dir=str(out))
+        "data.feature_cache=null", *extra], output_dir=str(out)).best["value"]
 
 
 def test_finetune_scored_pairs_and_retrieval_end_to_end(tiny_pretrained, tmp_path):

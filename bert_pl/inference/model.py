@@ -205,15 +205,26 @@ class Model:
         return torch.cat(out).cpu().numpy()
 
     # -- the API --------------------------------------------------------------------------------------------------
+    def __call__(self, inputs, **kwargs):
+        """The head's default use, as a Hugging Face pipeline is called: predict (fill_mask for a pretraining
+        checkpoint, embed for a sentence-embedding model)."""
+        return getattr(self, self.predictor.default_mode)(inputs, **kwargs)
+
+    def __repr__(self) -> str:
+        labels = self.labels if len(self.labels) <= 8 else self.labels[:8] + ["..."]
+        extra = f", labels={labels}" if self.labels else ""
+        return (f"Model(source={self.source!r}, head={self.head!r}{extra}, max_seq_length={self.max_seq_length}, "
+                f"device={str(self.device)!r}{', onnx' if self.is_onnx else ''})")
+
     def predict(self, inputs: Union[str, dict, Iterable], progress: bool = True) -> Union[dict, List[dict]]:
-        """One result per input, in order; one text (a str) or one QA/multiple-choice dict is one input and gets
-        one result, not a list. Classification: a text or a (text_a, text_b) pair per input ->
+        """One result per input, in order. A str, a (text_a, text_b) tuple or a dict (QA, multiple choice) is one
+        input and gets one result; a list is several inputs and gets a list. Classification: a text or a (text_a, text_b) pair per input ->
         {"label", "probabilities"} ({"labels", ...} multi-label, {"score"} regression). Span QA: {"question",
         "context"} dicts -> {"answer", "start", "end", "score"} ("" for no answer, v2). Multiple choice:
         {"context", "choices": [...]} dicts -> {"label": the chosen index, "probabilities": [...]}. Token
         classification: a text or a list of words -> {"entities": [{"type", "text", "start", "end"}], "words": [...]}.
         Other heads: see their family's Predictor (bert_pl.model.heads.HEADS names it)."""
-        if isinstance(inputs, (str, dict)):  # list("Great blender") would be one input per character
+        if isinstance(inputs, (str, dict, tuple)):  # list("Great blender") would be one input per character
             return self.predict([inputs], progress)[0]
         inputs = list(inputs)
         if not inputs:
