@@ -128,7 +128,8 @@ def bad_requests(limits):
     return [
         ("empty body", b"", 400), ("cut JSON", b'{"inputs": [', 400), ("not JSON", b"inputs=cat", 400),
         ("not UTF-8", b'{"inputs": ["\xff\xfe"]}', 400), ("a JSON list", b"[]", 400), ("a JSON text", b'"cat"', 400),
-        ("JSON null", b"null", 400), ("a JSON number", b"12", 400),
+        ("JSON null", b"null", 400), ("a JSON number", b"12", 400), ("deep JSON", b"[" * 5000 + b"]" * 5000, 400),
+        ("a lone surrogate", b'{"inputs": [["\\ud800 cat", "b"]]}', 422),
         ("no inputs key", {}, 422), ("misspelt key", {"input": [pair]}, 422), ("empty inputs", {"inputs": []}, 422),
         ("null inputs", {"inputs": None}, 422), ("number inputs", {"inputs": 5}, 422),
         ("true inputs", {"inputs": True}, 422), ("a number input", {"inputs": [5]}, 422),
@@ -171,7 +172,8 @@ def test_bad_requests_get_a_4xx_naming_the_problem_and_the_server_stays_up(pair_
         assert request(port, "GET", "/predict")[0] == 405 and request(port, "POST", "/classify", {})[0] == 404
         # the messages name the problem
         assert "input 1" in request(port, "POST", "/predict", {"inputs": ["The cat sat."]})[1]["error"]
-        assert "max_inputs=8" in request(port, "POST", "/predict", cases[25][1])[1]["error"]
+        too_many = next(body for what, body, _ in cases if what == "too many inputs")
+        assert "max_inputs=8" in request(port, "POST", "/predict", too_many)[1]["error"]
         status, answer = request(port, "POST", "/predict", {"inputs": [["The cat sat.", "A cat was sitting."]]})
         assert status == 200 and len(answer["predictions"]) == 1
 

@@ -82,21 +82,29 @@ def _kind(value) -> str:
 def _texts(x, n: int) -> int:
     """Characters of input `n` (1-based), after checking that it is made of texts: a text, a list of texts (a pair,
     words), or an object whose values are texts or lists of texts (QA, multiple choice)."""
+    def text(t: str) -> int:
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError:  # JSON's "\ud800": a lone surrogate, which no tokenizer takes
+            raise ApiError(422, f"input {n}: a text holds an unpaired surrogate (\\ud800-\\udfff escape); send "
+                                f"valid Unicode") from None
+        return len(t)
+
     def leaf(v, where):
         if isinstance(v, str):
-            return len(v)
+            return text(v)
         if isinstance(v, list) and all(isinstance(t, str) for t in v):
-            return sum(len(t) for t in v)
+            return sum(text(t) for t in v)
         raise ApiError(422, f"input {n}{where}: expected a text or a list of texts, got {_kind(v)}")
 
     if isinstance(x, str):
-        return len(x)
+        return text(x)
     if isinstance(x, list):
         bad = next((t for t in x if not isinstance(t, str)), None)
         if bad is not None or not x:
             raise ApiError(422, f"input {n}: a list input holds texts (a pair, or words), got "
                                 f"{'an empty list' if not x else 'a list holding ' + _kind(bad)}")
-        return sum(len(t) for t in x)
+        return sum(text(t) for t in x)
     if isinstance(x, dict):
         if not x:
             raise ApiError(422, f"input {n}: an empty object; see GET /info's example_inputs")
@@ -138,6 +146,8 @@ def parse_request(raw: bytes, default_mode: str, limits: Limits) -> Job:
         raise ApiError(400, "the request body is not UTF-8 text; send JSON") from None
     except ValueError as e:
         raise ApiError(400, f"the request body is not valid JSON ({e}); send {{\"inputs\": [...]}}") from None
+    except RecursionError:
+        raise ApiError(400, "the request body nests JSON too deeply; send {\"inputs\": [...]}") from None
     if not isinstance(body, dict):
         raise ApiError(400, f"the request body is {_kind(body)}; send a JSON object: {{\"inputs\": [...]}}")
     if "inputs" not in body:
