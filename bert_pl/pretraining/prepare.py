@@ -18,6 +18,7 @@ MB/s per core of each step (the CPU seconds its workers spent in it).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import multiprocessing
@@ -336,11 +337,15 @@ def run_tasks(fn, work: Iterable[tuple], num_proc: int, on_result: Callable, **k
     first = next(work, None)
     if first is None:
         return 0
-    if num_proc <= 1:
-        on_result(first, fn(task=first, **kwargs))
+    second = next(work, None)
+    if num_proc <= 1 or second is None:  # one chunk (a small corpus): starting processes would cost more
+        for task in (first, second):
+            if task is not None:
+                on_result(task, fn(task=task, **kwargs))
         for task in work:
             on_result(task, fn(task=task, **kwargs))
         return 1
+    work = itertools.chain([second], work)
     from collections import deque
 
     ctx = multiprocessing.get_context("spawn")
