@@ -10,6 +10,10 @@ Two optional fast paths, both exact (same numbers as the plain path):
   real tokens too, one sequence at a time, with sequence boundaries (`cu_seqlens`) from the mask or from
   `sequence_ids` for packed rows: torch's FlashAttention variable-length kernel (CUDA, bf16/fp16, no attention
   dropout), else SDPA over nested jagged tensors (any device, dropout included). Nothing is re-padded.
+- `attention="onnx"` (set by the ONNX export, never needed to train or predict): the padded path written as the
+  ops onnxruntime's transformer optimizer recognises (separate Q/K/V projections, an explicit scaled
+  QK^T + additive mask -> softmax -> V product, position ids sliced from a constant table), so the exported graph
+  fuses into its Attention and EmbedLayerNormalization kernels. Same numbers as SDPA within float rounding.
 - masked-LM gather: `BertForPreTraining` takes `mlm_positions` and applies the MLM head to those positions
   only, instead of projecting every token onto the 30k-word vocabulary.
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +56,7 @@ def read_json_config(path) -> dict:
 
 
 MIN_SEQ_LENGTH = 8  # the shortest max_seq_length any task or prediction accepts
+ATTENTIONS = ("auto", "sdpa", "varlen", "onnx")
 
 
 @dataclass
@@ -68,7 +74,7 @@ class BertConfig:
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     unpad: bool = False  # fast path: dense layers over real tokens only
-    attention: str = "auto"  # with unpad: varlen | sdpa (re-pad for the product) | auto (varlen on CUDA)
+    attention: str = "auto"  # with unpad: varlen | sdpa (re-pad for the product) | auto (varlen on CUDA); onnx: export
     layer_norm_position: str = "post"  # post (BERT) | pre (LayerNorm before each sublayer + one after the encoder)
 
     FAST_PATH_KEYS = ("unpad", "attention")  # how to compute, not what: kept out of exported (HF) configs
@@ -78,8 +84,8 @@ class BertConfig:
             raise ValueError(
                 f"hidden_size={self.hidden_size} is not a multiple of num_attention_heads={self.num_attention_heads}"
             )
-        if self.attention not in ("auto", "sdpa", "varlen"):
-            raise ValueError(f"attention={self.attention!r} is not one of auto, sdpa, varlen")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention={self.attention!r} is not one of {', '.join(ATTENTIONS)}")
         if self.layer_norm_position not in ("post", "pre"):
             raise ValueError(f"layer_norm_position={self.layer_norm_position!r} is not one of post, pre")
         if self.hidden_act not in ACTIVATIONS:
@@ -134,8 +140,11 @@ class BertEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, input_ids, token_type_ids, position_ids=None):
-        if position_ids is None:
+    def forward(self, input_ids, token_type_ids, position_ids=None, export: bool = False):
+        if position_ids is None and export:  # a slice of a constant table: the form EmbedLayerNormalization matches
+            table = torch.arange(self.position_embeddings.num_embeddings, device=input_ids.device)[None]
+            position_ids = table[:, :input_ids.shape[1]]
+        elif position_ids is None:
             position_ids = torch.arange(input_ids.shape[1], device=input_ids.device)
         x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids) + self.token_type_embeddings(
             token_type_ids
@@ -155,7 +164,10 @@ class BertSelfAttention(nn.Module):
 
     def forward(self, x, mask, unpad_index=None, batch_shape=None, varlen=None):
         """x: (B, S, H), or (T, H) real tokens when `unpad_index` gives their flat positions in (B*S); with
-        `varlen` = (cu_seqlens, max_len) the product runs over those tokens too."""
+        `varlen` = (cu_seqlens, max_len) the product runs over those tokens too. `mask` is boolean (True = attend),
+        or additive (0 / a large negative number) on the export path (`varlen == "onnx"`)."""
+        if isinstance(varlen, str):
+            return self._export_attention(x, mask)
         # One GEMM for Q, K and V (faster than three, same numbers); the parameters keep Google's names.
         w = torch.cat([self.query.weight, self.key.weight, self.value.weight])
         b = torch.cat([self.query.bias, self.key.bias, self.value.bias])
@@ -174,6 +186,19 @@ class BertSelfAttention(nn.Module):
         if unpad_index is not None:
             ctx = ctx.reshape(b * s, h).index_select(0, unpad_index)
         return ctx
+
+
+    def _export_attention(self, x, mask):
+        """The same product as SDPA, in the ops (and order) onnxruntime's attention fusion matches: Q, K and V
+        each MatMul + Add -> Reshape -> Transpose; (Q K^T) / sqrt(d) + mask -> Softmax -> x V -> Transpose ->
+        Reshape."""
+        b, s, h = x.shape
+        q, k, v = (t(x).view(b, s, self.num_heads, self.head_dim) for t in (self.query, self.key, self.value))
+        scores = torch.matmul(q.transpose(1, 2), k.permute(0, 2, 3, 1)) / math.sqrt(self.head_dim)
+        if mask is not None:
+            scores = scores + mask
+        probs = F.dropout(scores.softmax(-1), self.dropout_p, self.training)
+        return torch.matmul(probs, v.transpose(1, 2)).transpose(1, 2).reshape(b, s, h)
 
 
 class BertSelfOutput(nn.Module):
@@ -339,14 +364,20 @@ class BertModel(nn.Module):
             )
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids, position_ids)
+        export = self.config.attention == "onnx" and not self.config.unpad and sequence_ids is None
+        x = self.embeddings(input_ids, token_type_ids, position_ids, export)
         mask = varlen = unpad_index = None
         batch_shape = tuple(input_ids.shape)
-        if sequence_ids is not None:
+        if export:  # HF's additive mask, (1 - mask) * min: the form onnxruntime's attention fusion reads
+            varlen = "onnx"
+            if attention_mask is not None:
+                keep = attention_mask.unsqueeze(1).unsqueeze(2).to(x.dtype)
+                mask = (1.0 - keep) * torch.finfo(x.dtype).min
+        elif sequence_ids is not None:
             attention_mask = sequence_ids > 0
         elif attention_mask is not None and self.config.unpad and bool(attention_mask.all()):
             attention_mask = None  # nothing to skip: no mask lets SDPA take its fastest kernel
-        if attention_mask is not None:
+        if attention_mask is not None and not export:
             attention_mask = attention_mask.bool()
             if self.config.unpad:
                 unpad_index = attention_mask.flatten().nonzero().squeeze(1)
