@@ -285,20 +285,27 @@ def test_two_nodes_on_localhost_train_as_one_node_with_two_processes(tmp_path):
     """trainer.num_nodes=2 (one process per node, NODE_RANK 0 and 1, MASTER_ADDR=127.0.0.1) on one new cache:
     both nodes' rank 0 prepare it, one builds and the other waits; the weights equal a 2-process single-node run's."""
     text = _text_corpus(tmp_path / "text.txt")
-    ddp = ["accelerator=cpu", "strategy=ddp"]
-    single = subprocess.run(_train_cmd(text, tmp_path / "cache1", tmp_path / "single", *ddp, "trainer.devices=2"),
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    # one thread per process in both layouts (a "node" alone would take every core: other summation orders)
+    base = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK")}
+    base["OMP_NUM_THREADS"] = "1"
+
+    def cmd(cache, run, *extra):
+        (tmp_path / f"samples_{run}").mkdir()
+        return _train_cmd(text, tmp_path / cache, tmp_path / run, "accelerator=cpu", "strategy=ddp",
+                          "+callbacks.samples._target_=tests.helpers.RecordRankSamples",
+                          f"+callbacks.samples.output_dir={tmp_path / f'samples_{run}'}", *extra)
+
+    single = subprocess.run(cmd("cache1", "single", "trainer.devices=2"), cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, env=base)
     assert single.returncode == 0, single.stderr[-3000:]
     port = _free_port()
-    procs = []
-    for node in (0, 1):
-        env = {k: v for k, v in os.environ.items() if k not in ("LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK")}
-        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK=str(node))
-        procs.append(subprocess.Popen(
-            _train_cmd(text, tmp_path / "cache2", tmp_path / f"node{node}", *ddp, "trainer.devices=1",
-                       "trainer.num_nodes=2"), cwd=ROOT, env=env, text=True, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT))
+    procs = [subprocess.Popen(cmd("cache2", f"node{node}", "trainer.devices=1", "trainer.num_nodes=2"), cwd=ROOT,
+                              env=dict(base, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), NODE_RANK=str(node)),
+                              text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for node in (0, 1)]
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
     assert (outs[0] + outs[1]).count("building pretraining instances from") == 1
+    for rank, node in ((0, "node0"), (1, "node1")):  # each global rank reads the same samples in both layouts
+        one = (tmp_path / "samples_single" / f"samples_rank{rank}.json").read_text()
+        assert (tmp_path / f"samples_{node}" / f"samples_rank{rank}.json").read_text() == one
     assert _same(_weights(tmp_path / "node0"), _weights(tmp_path / "single"))
