@@ -23,11 +23,11 @@ class OfflineError(UserError, RuntimeError):
     pass
 
 
-def _offline_variable() -> Optional[str]:
+def _offline_variable(datasets: bool = True) -> Optional[str]:
     """The variable that switches the hub off, read now with huggingface_hub's own parsing (it reads them once, at
-    import, but launchers and tests set them later)."""
+    import, but launchers and tests set them later). `datasets`: datasets' own switch counts too (downloads)."""
     hub = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
-    for variable in (hub, "HF_DATASETS_OFFLINE"):
+    for variable in (hub, "HF_DATASETS_OFFLINE")[:2 if datasets else 1]:
         if os.environ.get(variable, "").upper() in constants.ENV_VARS_TRUE_VALUES:
             return variable
     return None
@@ -105,3 +105,27 @@ def require_online(what: str, instead: str, repo_id: Optional[str] = None, repo_
         return cached
     raise OfflineError(f"{what} must come from the Hugging Face hub, which is not reachable (offline): {why}"
                        f"{' and nothing usable is cached' if repo_id else ''}; pass {instead}")
+
+
+def push_folder(folder: Path, repo_id: str) -> str:
+    """Upload an exported folder to the Hub as model repo `repo_id` (created if absent); returns its URL. Offline, or
+    when the Hub refuses, one line says why; the folder stays as exported."""
+    later = f"the export stays in {folder}; upload it later with `hf upload {repo_id} {folder}`"
+    variable = _offline_variable(datasets=False)
+    if variable:
+        raise OfflineError(f"--push-to-hub {repo_id}: the Hugging Face Hub is switched off here ({variable}=1); "
+                           f"{later}")
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub_endpoint())
+    try:
+        api.create_repo(repo_id, repo_type="model", exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                          commit_message="Upload a bert-pl export")
+    except Exception as e:  # noqa: BLE001 - no network, no token, no rights: one line, whatever the transport
+        status = getattr(getattr(e, "response", None), "status_code", None)
+        why = {401: "not logged in (run `hf auth login` or set HF_TOKEN)",
+               403: f"this token may not write to {repo_id}"}.get(status, f"{type(e).__name__}: {str(e)[:200]}")
+        raise UserError(f"--push-to-hub {repo_id}: {hub_endpoint()} refused or could not be reached ({why}); "
+                        f"{later}") from None
+    return f"{hub_endpoint()}/{repo_id}"

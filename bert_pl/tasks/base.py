@@ -319,6 +319,11 @@ class Task(L.LightningDataModule):
         """Settings saved in fine-tuned checkpoints, so prediction needs no task config (`bert_pl.load`)."""
         return {"max_seq_length": self.max_seq_length}
 
+    def dataset_info(self) -> dict:
+        """The public dataset trained on, for results.json and model cards: {"name", "type" (its Hugging Face hub
+        id), "config", "language"}; {} for a user's own files (nothing to link to)."""
+        return {}
+
     # -- the feature cache --------------------------------------------------------------------------------------
     def progress(self, rows_done: int, total: Optional[int] = None) -> None:
         """Called by a family while it tokenises a split: logs rows done, rows/s and the time left now and then."""

@@ -439,6 +439,9 @@ class TextClassificationTask(Task):
     def checkpoint_info(self) -> dict:
         return {"max_seq_length": self.max_seq_length, "pairs": self._pairs}
 
+    def dataset_info(self) -> dict:
+        return {"name": self.hub, "type": self.hub, "config": self.hub_config} if self.hub else {}
+
 
 class ClassificationPredictor(Predictor):
     """Prediction with a sequence classification head: a text or a (text_a, text_b) pair per input -> {"label",

@@ -261,6 +261,10 @@ class GlueDataModule(TextClassificationTask):
         return [s for s, (f, _) in self.task.test.items() if (self.data_dir / self.task.folder / f).is_file()]
 
     # -- GLUE's submission files --------------------------------------------------------------------------------
+    def dataset_info(self) -> dict:
+        return {"name": f"GLUE {self.task.name.upper()}", "type": "nyu-mll/glue", "config": self.task.name,
+                "language": "en"}
+
     def label_names(self, preds) -> List[str]:
         if self.task.is_regression:
             return [f"{min(5.0, max(0.0, float(p))):.3f}" for p in preds]

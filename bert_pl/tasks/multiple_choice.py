@@ -357,6 +357,9 @@ class MultipleChoiceTask(Task):
             "choice_columns": self.choice_columns, "choice_prefix_column": self.choice_prefix_column,
             "label_column": self.label_column, "id_column": self.id_column}}
 
+    def dataset_info(self) -> dict:
+        return {"name": self.hub, "type": self.hub, "config": self.hub_config} if self.hub else {}
+
     @classmethod
     def prediction_examples(cls, columns: List[str], rows, where: str, layout: Optional[dict] = None):
         """(ids, [{"context", "choices"}]) from the rows of an input file read in a layout saved by
@@ -401,6 +404,9 @@ class SwagTask(MultipleChoiceTask):
                          eval_batch_size=eval_batch_size, num_workers=num_workers, static_shapes=static_shapes,
                          limit_train_examples=limit_train_examples, limit_eval_examples=limit_eval_examples,
                          seed=seed, **shared)
+
+    def dataset_info(self) -> dict:
+        return {"name": "SWAG", "type": "allenai/swag", "config": "regular", "language": "en"}
 
     def _check_sources(self) -> None:
         if self.hub is None:

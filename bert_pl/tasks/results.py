@@ -67,6 +67,7 @@ def finish(trainer, module, datamodule, cfg, output_dir: Path, train_seconds: fl
         "batch_size": cfg.data.batch_size,
         "max_epochs": cfg.trainer.max_epochs,
         **datamodule.results_info(),
+        "dataset": datamodule.dataset_info(),
         "history": history,
         "best": {"metric": datamodule.main_metric, "value": best["main"] if best else None,
                  "epoch": best["epoch"] if best else None, "checkpoint": best_path},

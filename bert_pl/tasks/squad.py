@@ -461,6 +461,10 @@ class SquadDataModule(Task):
     def test_splits(self) -> List[str]:
         return []  # SQuAD's test sets are hidden
 
+    def dataset_info(self) -> dict:
+        return {"name": f"SQuAD v{self.version}.{1 if self.version == 1 else 0}", "type": self.HUB[self.version],
+                "language": "en"}
+
     def checkpoint_info(self) -> dict:
         return {"max_seq_length": self.max_seq_length, "doc_stride": self.doc_stride, "version": self.version,
                 "max_query_length": self.max_query_length, "n_best_size": self.n_best_size,

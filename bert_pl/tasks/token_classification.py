@@ -509,6 +509,9 @@ class Conll2003Task(TokenClassificationTask):
 
     LAYOUTS = (("eng.train", "eng.testa", "eng.testb"), ("train.txt", "dev.txt", "test.txt"))
 
+    def dataset_info(self) -> dict:
+        return {"name": "CoNLL-2003", "type": "eriktks/conll2003", "language": "en"}
+
     def __init__(self, data_dir: str = "data/conll2003", train_file: Optional[str] = None,
                  validation_file: Optional[str] = None, test_file: Optional[str] = None, **kwargs):
         folder = Path(data_dir)
