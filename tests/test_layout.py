@@ -160,3 +160,42 @@ def test_entry_points_import_lightning_only_inside_their_jobs():
             outside |= {parts[0]} if parts[0] not in ("bert_pl",) + tuple(found) else set()
     assert "bert_pl.training.jobs" in seen and "omegaconf" in outside  # the walk reaches the jobs' module
     assert not {"lightning", "pytorch_lightning"} & outside, sorted(outside)
+
+
+# Where a head may be named: its family's module (bert_pl/tasks/, and pretraining's in bert_pl/pretraining/) and the
+# registry. Everything else (prediction, export, serving, checkpoints, training) asks the registry.
+HEAD_NAMES_ALLOWED = ("bert_pl.tasks.", "bert_pl.model.heads", "bert_pl.pretraining.")
+
+
+def head_literal_comparisons(tree: ast.Module, heads) -> list:
+    """Line numbers where a head's name is compared to something (==, !=, in (...)) or keys a table of heads."""
+
+    def names(node) -> set:
+        if isinstance(node, ast.Constant) and node.value in heads:
+            return {node.value}
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return {e.value for e in node.elts if isinstance(e, ast.Constant) and e.value in heads}
+        return set()
+
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(names(x) for x in [node.left, *node.comparators]):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Dict) and len({k.value for k in node.keys if isinstance(k, ast.Constant)}
+                                                & set(heads)) >= 2:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_head_check_finds_comparisons_and_tables():
+    tree = ast.parse('if head == "span": pass\nx = h in ("a", "classification")\n'
+                     'outputs = {"span": 1, "classification": 2}\nok = head == "spam"\n')
+    assert head_literal_comparisons(tree, {"span", "classification"}) == [1, 2, 3]
+
+
+def test_no_head_is_named_outside_its_family_and_the_registry():
+    from bert_pl.model.heads import HEADS
+
+    found = {name: lines for name, tree in modules().items() if not name.startswith(HEAD_NAMES_ALLOWED)
+             for lines in [head_literal_comparisons(tree, set(HEADS))] if lines}
+    assert not found, f"heads named outside their family and the registry (module: lines): {found}"
