@@ -121,7 +121,8 @@ def run_predict(cfg) -> list:
     """predict.py: load the model, read the inputs, write JSONL (one line per input, in order) or a console table."""
     # every setting is checked before the model is read: a refusal costs nothing
     positive_int("top_k", cfg.top_k)
-    layer_list(cfg.layers)
+    if cfg.layers is not None:
+        layer_list(cfg.layers)
     if cfg.mode not in ("auto", *MODES):
         raise PredictError(f"mode={cfg.mode!r}: use auto, {', '.join(MODES)}")
     if cfg.output:
@@ -136,7 +137,8 @@ def run_predict(cfg) -> list:
     elif mode == "fill_mask":
         results = [{"masks": r} for r in model.fill_mask([_as_text(x) for x in inputs], top_k=cfg.top_k)]
     else:
-        vectors = model.embed([_as_text(x) for x in inputs], list(cfg.layers), cfg.pooling)
+        layers = list(cfg.layers) if cfg.layers is not None else None
+        vectors = model.embed([_as_text(x) for x in inputs], layers, cfg.pooling)
         results = [{"embedding": [round(float(v), 6) for v in row]} for row in vectors]
     if len(inputs) < len(lines):
         found = iter(results)
