@@ -108,6 +108,9 @@ def _load_hf(folder: Path) -> Checkpoint:
     elif (folder / "pytorch_model.bin").is_file():
         sd = _torch_load(folder / "pytorch_model.bin")
     else:
+        if (folder / "model.onnx").is_file():  # an ONNX export carries config.json too, but no weights to train
+            raise CheckpointError(f"{folder} is an ONNX export: bert_pl.load and predict.py run it; to train or "
+                                  f"export again, use the checkpoint it was exported from (bert_pl.json's source)")
         raise CheckpointError(f"{folder}: has config.json but no model.safetensors or pytorch_model.bin")
     info = {"architectures": list(raw_cfg.get("architectures") or [])}
     marked = head_of_folder(folder)  # a folder another library reads as more than its config.json says
