@@ -133,3 +133,15 @@ def test_missing_onnxruntime_is_one_line(tmp_path, tiny_checkpoint, capsys, monk
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and "pip install onnxruntime" in err[0] and "--optimize" in err[0]
     assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_an_onnx_folder_given_as_a_checkpoint_is_named_as_such(tmp_path, tiny_checkpoint, capsys):
+    """Its config.json would make it look like a Hugging Face folder without weights."""
+    from bert_pl import export
+
+    _export(tiny_checkpoint, "classification", tmp_path / "onnx")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        export.main([str(tmp_path / "onnx"), str(tmp_path / "again"), "--format", "onnx"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "is an ONNX export" in err[0] and "bert_pl.load" in err[0]
