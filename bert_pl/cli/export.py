@@ -4,18 +4,21 @@
     python -m bert_pl.export outputs/finetune/mrpc/runs/latest exported/ --format onnx   # model.onnx + tokenizer
     python -m bert_pl.export SRC DST.ckpt                                                 # a bert-pl checkpoint
     python -m bert_pl.export RUN exported/ --push-to-hub your-name/bert-mrpc               # and upload it
-    python -m bert_pl.export RUN exported/ --format onnx --optimize              # fused for onnxruntime
-    python -m bert_pl.export RUN exported/ --format onnx --optimize --quantize   # + int8 weights (CPU)
+    python -m bert_pl.export RUN exported/ --format onnx --optimize                        # fused for onnxruntime
+    python -m bert_pl.export RUN exported/ --format onnx --optimize --quantize             # + int8 weights (CPU)
 
 Hugging Face folders load in `transformers` (and `bert_pl.load`) with no missing or unexpected keys, tokenizer
 files included, and carry a model card the Hub reads (README.md: YAML metadata with the base model, dataset,
 license, pipeline tag and the dev results as model-index; then labels, hyperparameters, dev metrics, the command
-that made the run, and a warning when results.json flags the run as untrained). ONNX: the encoder with its head, inputs `input_ids`, `token_type_ids`,
-`attention_mask` with dynamic batch and sequence axes (and choices, for multiple choice), outputs as the head's;
-the folder holds model.onnx, the tokenizer, config.json (Hugging Face-style) and bert_pl.json, and reloads with
-`bert_pl.load(folder)` (onnxruntime, CPU). --optimize fuses the graph with onnxruntime's transformer optimizer
-(Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization; the counts are printed and kept in
-bert_pl.json); --quantize stores int8 weights (dynamic quantization), of the optimized graph with --optimize.
+that made the run, and a warning when results.json flags the run as untrained).
+
+ONNX: the encoder with its head, inputs `input_ids`, `token_type_ids`, `attention_mask` with dynamic batch and
+sequence axes (and choices, for multiple choice), outputs as the head's; the folder holds model.onnx, the tokenizer,
+config.json (Hugging Face-style), bert_pl.json and the model card, and reloads with `bert_pl.load(folder)`
+(onnxruntime, CPU). --optimize fuses the graph with onnxruntime's transformer optimizer (Attention,
+SkipLayerNormalization, BiasGelu, EmbedLayerNormalization; the counts are printed and kept in bert_pl.json);
+--quantize stores int8 weights (dynamic quantization), of the optimized graph with --optimize. docs/onnx.md has
+the fused-node counts, agreement and speed on MRPC.
 """
 from __future__ import annotations
 

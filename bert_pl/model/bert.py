@@ -187,7 +187,6 @@ class BertSelfAttention(nn.Module):
             ctx = ctx.reshape(b * s, h).index_select(0, unpad_index)
         return ctx
 
-
     def _export_attention(self, x, mask):
         """The same product as SDPA, in the ops (and order) onnxruntime's attention fusion matches: Q, K and V
         each MatMul + Add -> Reshape -> Transpose; (Q K^T) / sqrt(d) + mask -> Softmax -> x V -> Transpose ->
