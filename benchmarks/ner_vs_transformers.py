@@ -5,7 +5,7 @@ same order, with the same seed and hyperparameters (batch 32, lr 5e-5, max_seq_l
 scored with seqeval (conlleval's rules) on the full dev set (eng.testa), every word included: words the transformers
 loop truncates at 128 pieces count as predicted O there (bert-pl windows long sentences instead).
 
-    python benchmarks/ner_vs_transformers.py --out benchmarks/ner_vs_transformers.json
+    python benchmarks/ner_vs_transformers.py --out benchmarks/results/finetuning/ner_conll2003_minilm_vs_transformers.json
 """
 import argparse
 import json
@@ -155,7 +155,7 @@ def main():
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-seq-length", type=int, default=128)
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "ner_vs_transformers.json"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "finetuning" / "ner_conll2003_minilm_vs_transformers.json"))
     args = ap.parse_args()
     conll = Path(args.conll).resolve()
     ours = run_ours(conll, args.train_sentences, args.epochs, args, ROOT / "outputs" / "bench" / "ner_ours")

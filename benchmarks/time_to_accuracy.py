@@ -68,8 +68,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=12345)
     p.add_argument("--cache-dir", default=str(ROOT / "data/cache"))
-    p.add_argument("--out", default=str(ROOT / "benchmarks/time_to_accuracy.json"))
-    p.add_argument("--plot", default=str(ROOT / "benchmarks/time_to_accuracy.png"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results/pretraining/time_to_accuracy_bert_mini.json"))
+    p.add_argument("--plot", default=str(ROOT / "benchmarks/results/pretraining/time_to_accuracy_bert_mini.png"))
     return p.parse_args(argv)
 
 

@@ -75,7 +75,7 @@ def parse_args(argv=None):
     p.add_argument("--lr", default="1e-4", help="fine-tuning peak learning rate (both inits)")
     p.add_argument("--pretrained", default=None, help="a finished pretraining run folder or .ckpt: skip pretraining")
     p.add_argument("--work", default=str(ROOT / "outputs" / "bench" / "transfer"))
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "transfer.json"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pretraining" / "transfer_sst2_mrpc_3seeds.json"))
     p.add_argument("--extra", nargs="*", default=[], help="more train.py overrides for the pretraining run")
     p.add_argument("--finetune-extra", nargs="*", default=[],
                    help="more finetune.py overrides for every fine-tuning run, both inits (e.g. trainer.max_epochs=3)")
