@@ -111,7 +111,9 @@ def test_ctrl_c_prints_the_command_that_resumes_the_newest_checkpoint(tmp_path, 
     SaveOnPreemption().on_exception(trainer, None, KeyboardInterrupt())
     err = capsys.readouterr().err
     assert "interrupted (Ctrl-C) at step 37" in err
-    assert f"resume with: python finetune.py task=mrpc trainer.max_epochs=3 ckpt_path={run}" in err
+    from bert_pl.training.preemption import python_command
+
+    assert f"resume with: {python_command()} finetune.py task=mrpc trainer.max_epochs=3 ckpt_path={run}" in err
 
 
 def _one_line_exit(fn, capsys, cfg=None):

@@ -69,8 +69,11 @@ def pretrain(cfg: DictConfig):
                 {"task": cfg.task_name, "global_step": trainer.global_step, "metrics": metrics,
                  "validations": summary.validations, "checkpoint": last}, indent=2))
             mark_latest(cfg.paths.output_dir)
-            print(f"checkpoint: {last}\nfine-tune it: python finetune.py task=mrpc data_dir=GLUE_DIR "
-                  f"pretrained={cfg.paths.output_dir}")
+            from bert_pl.training.preemption import python_command
+
+            print(f"checkpoint: {last}\nfine-tune it on your CSV: {python_command()} finetune.py "
+                  f"task=text_classification pretrained={cfg.paths.output_dir} data.train_file=train.csv "
+                  f"data.validation_file=dev.csv\n  (or GLUE: task=mrpc data_dir=GLUE_DIR; python finetune.py --help)")
         else:
             print("no checkpoint was written (no training step ran, or checkpointing is off)")
     monitor.end_job(trainer, cfg)  # summary, curves.png, W&B run closed

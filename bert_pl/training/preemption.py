@@ -77,11 +77,29 @@ def interrupted_message(trainer) -> str:
     return f"{head}; the newest state is {last}\nresume with: {resume_command(target)}"
 
 
+def python_command() -> str:
+    """How to call this interpreter from the user's shell, for the commands a run prints: `python` when that is it
+    (the venv is active), else its path (`.venv/bin/python` when run as `.venv/bin/python train.py` without
+    activating), so a printed command runs as written."""
+    import os
+    import shutil
+
+    on_path = shutil.which("python")
+    here = Path(sys.executable).parent
+    if on_path and Path(on_path).parent.resolve() == here.resolve():
+        return "python"
+    try:
+        return os.path.relpath(sys.executable) if Path(sys.executable).absolute().is_relative_to(Path.cwd()) \
+            else sys.executable
+    except ValueError:
+        return sys.executable
+
+
 def resume_command(ckpt) -> str:
     """This run's own command line with ckpt_path= the checkpoint (it then continues in this run's folder)."""
     import shlex
 
     script = Path(sys.argv[0]).name
     args = [a for a in sys.argv[1:] if not a.startswith(("ckpt_path=", "hydra.run.dir=", "-m", "--multirun"))]
-    head = f"python {script}" if script.endswith(".py") else script
+    head = f"{python_command()} {script}" if script.endswith(".py") else script
     return " ".join([head, *map(shlex.quote, args), shlex.quote(f"ckpt_path={ckpt}")])
