@@ -144,3 +144,16 @@ def test_config_reference_lists_every_option(tmp_path):
     cfg = OmegaConf.load(ROOT / "conf" / "model" / "bert_base.yaml")
     for key in cfg:
         assert f"| `{key}` |" in text, key
+
+
+def test_documented_modules_and_scripts_exist():
+    """`python -m MODULE`, `python benchmarks/X.py` and `bash benchmarks/X.sh` named in the docs exist."""
+    import importlib.util
+
+    text = "\n".join(p.read_text(encoding="utf-8") for p in DOCS)
+    modules = set(re.findall(r"python -m ([A-Za-z_][\w.]*)", text)) - {"pytest", "venv", "pip"}
+    scripts = set(re.findall(r"(?:python|bash) ((?:benchmarks|examples|docs)/[\w/]+\.(?:py|sh))", text))
+    assert modules and scripts
+    missing = [m for m in sorted(modules) if importlib.util.find_spec(m) is None]
+    missing += [s for s in sorted(scripts) if not (ROOT / s).exists()]
+    assert not missing, missing
