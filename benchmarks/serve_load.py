@@ -2,7 +2,8 @@
 (`--clients`), for bert-pl's server (`serve.py`, batching concurrent requests), the same run exported to int8 ONNX
 (`python -m bert_pl.export RUN OUT --format onnx --optimize --quantize`) served by serve.py, and transformers'
 `pipeline("text-classification")` on the same weights (`--format hf` export) behind the same HTTP framework (FastAPI
-+ uvicorn; one request at a time through the pipeline, see `pipeline_server`).
++ uvicorn), one pipeline call per request: concurrent calls in FastAPI's thread pool ("pipeline") and one at a time
+("pipeline-serial"); speed-ups are against the faster of the two at each level.
 
     flock /tmp/heavy.lock python benchmarks/serve_load.py --model /work/runs/mrpc_minilm \
         --out benchmarks/results/serving/mrpc_minilm_cpu.json
@@ -33,10 +34,11 @@ sys.path.insert(0, str(ROOT))
 
 
 # -- the pipeline server --------------------------------------------------------------------------------------------
-def pipeline_server(hf_dir: str, threads: int) -> None:
+def pipeline_server(hf_dir: str, serial: bool) -> None:
     """transformers' text-classification pipeline behind FastAPI + uvicorn, as one would deploy it: one pipeline
-    call per request. Calls are serialised by a lock: the pipeline's fast tokenizer is not safe to call from several
-    threads at once (tokenizers' "Already borrowed"), and torch already uses every core within a call."""
+    call per request, in FastAPI's thread pool (concurrent calls), or one at a time (`serial`, a lock: torch already
+    uses every core within a call)."""
+    import contextlib
     import threading
 
     import torch
@@ -46,10 +48,8 @@ def pipeline_server(hf_dir: str, threads: int) -> None:
 
     from bert_pl.inference.server import bind
 
-    if threads:
-        torch.set_num_threads(threads)
     pipe = transformers.pipeline("text-classification", model=hf_dir, device="cpu", truncation=True, max_length=128)
-    lock = threading.Lock()
+    lock = threading.Lock() if serial else contextlib.nullcontext()
     app = FastAPI()
 
     @app.get("/health")
@@ -152,14 +152,14 @@ def main(argv=None):
     p.add_argument("--requests-per-client", type=int, default=20)
     p.add_argument("--min-requests", type=int, default=200)
     p.add_argument("--max-seconds", type=float, default=40.0)
-    p.add_argument("--backends", nargs="+", default=["bert-pl", "bert-pl-onnx-int8", "pipeline"])
+    p.add_argument("--backends", nargs="+", default=["bert-pl", "bert-pl-onnx-int8", "pipeline", "pipeline-serial"])
     p.add_argument("--serve-args", nargs="*", default=[], help="extra serve.py settings, e.g. max_wait_ms=2")
     p.add_argument("--out", default=None)
     p.add_argument("--pipeline-server", default=None, help=argparse.SUPPRESS)  # internal: run the pipeline server
-    p.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--serial", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.pipeline_server:
-        return pipeline_server(args.pipeline_server, args.threads)
+        return pipeline_server(args.pipeline_server, args.serial)
 
     import torch
     import transformers
@@ -190,15 +190,16 @@ def main(argv=None):
             else:
                 servers["bert-pl-onnx-int8"] = [sys.executable, "serve.py", f"model={Path(tmp) / 'onnx'}", "port=0",
                                                 "access_log=false", *args.serve_args]
-        if "pipeline" in args.backends:
+        if {"pipeline", "pipeline-serial"} & set(args.backends):
             why = export(args.model, Path(tmp) / "hf", "--format", "hf")
             if why:
                 notes.append(f"pipeline skipped: the hf export failed: {why}")
             else:
                 id2label = json.loads((Path(tmp) / "hf" / "config.json").read_text())["id2label"]
                 pipeline_labels = {name: model.labels[int(i)] for i, name in id2label.items()}
-                servers["pipeline"] = [sys.executable, str(Path(__file__).resolve()), "--pipeline-server",
-                                       str(Path(tmp) / "hf")]
+                for name in {"pipeline", "pipeline-serial"} & set(args.backends):
+                    servers[name] = [sys.executable, str(Path(__file__).resolve()), "--pipeline-server",
+                                     str(Path(tmp) / "hf")] + (["--serial"] if name == "pipeline-serial" else [])
         for name, cmd in servers.items():
             proc, port = start_server(cmd)
             try:
@@ -210,7 +211,7 @@ def main(argv=None):
                     agree = 0
                     for i, answer in ok:
                         label = answer["predictions"][0]["label"]
-                        if name == "pipeline":
+                        if name.startswith("pipeline"):
                             label = pipeline_labels[label]
                         agree += label == reference[i]
                     row = {"backend": name, "clients": clients, "requests": len(answers),
@@ -227,11 +228,12 @@ def main(argv=None):
             if code != 0:
                 notes.append(f"{name}: exit code {code} after SIGTERM: {err[-500:]}")
 
-    speedup = {}
+    speedup = {}  # against the faster of the two pipeline servers at each level
     for clients in args.clients:
         rate = {r["backend"]: r["requests_per_s"] for r in results if r["clients"] == clients}
-        if "pipeline" in rate:
-            speedup[str(clients)] = {b: round(v / rate["pipeline"], 2) for b, v in rate.items() if b != "pipeline"}
+        base = max((v for b, v in rate.items() if b.startswith("pipeline")), default=None)
+        if base:
+            speedup[str(clients)] = {b: round(v / base, 2) for b, v in rate.items() if not b.startswith("pipeline")}
     report = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),

@@ -93,7 +93,8 @@ def test_every_head_answers_as_the_python_api_does(head, tiny_checkpoint):
         assert request(port, "GET", "/health") == (200, {"status": "ok"})
         status, about = request(port, "GET", "/info")
     assert status == 200
-    assert about["head"] == head and about["mode"] == mode and about["max_seq_length"] == model.max_seq_length
+    assert about["head"] == head and about["task"] == predictor.pipeline_tag and about["mode"] == mode
+    assert about["max_seq_length"] == model.max_seq_length
     assert about["labels"] == (model.labels or None) and about["line_format"] == predictor.line_format
     assert about["example_inputs"] == json.loads(json.dumps(jsonable(predictor.example_inputs)))
     assert about["embedding"]["pooling"] == model.predictor.embed_defaults()["pooling"]

@@ -284,11 +284,11 @@ def info(model: Model, limits: Limits) -> dict:
     """GET /info: what the model is and takes."""
     predictor = model.predictor
     return jsonable({
-        "source": str(model.source), "head": model.head, "task": model.task_info.get("name"),
+        "source": str(model.source), "head": model.head, "task": predictor.pipeline_tag,  # the Hub's name of the task
         "mode": predictor.default_mode, "modes": list(MODES), "mode_options": MODE_OPTIONS,
         "labels": model.labels if model.labels else None, "problem_type": model.problem_type,
         "max_seq_length": model.max_seq_length, "embedding": predictor.embed_defaults(),
-        "pipeline_tag": predictor.pipeline_tag, "line_format": predictor.line_format,
+        "line_format": predictor.line_format,
         "example_inputs": predictor.example_inputs, "device": str(model.device), "onnx": model.is_onnx,
         "limits": {"max_inputs": limits.max_inputs, "max_chars": limits.max_chars,
                    "max_body_bytes": limits.max_body_bytes},
