@@ -1,5 +1,5 @@
 """Task heads on the encoder (sequence classification/regression/multi-label, span QA, token classification,
-multiple choice), and the one registry of heads (`HEADS`).
+multiple choice, sentence embeddings), and the one registry of heads (`HEADS`).
 
 A head is a model class plus what the rest of the project needs to know about it: which outputs are gathered for
 evaluation, whether they are ragged (one row per feature of varying width), the Hugging Face architecture name and
@@ -139,6 +139,111 @@ class BertForMultipleChoice(nn.Module):
         return {"logits": logits, "loss": loss}
 
 
+POOLINGS = ("mean", "cls", "max")
+
+
+def pool(tokens: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(N, S, H) token states and their (N, S) mask -> (N, H): the mean or the max over real tokens, or [CLS]."""
+    if pooling == "cls":
+        return tokens[:, 0]
+    m = mask.unsqueeze(-1).to(tokens.dtype)
+    if pooling == "max":
+        return tokens.masked_fill(m == 0, torch.finfo(tokens.dtype).min).amax(1)
+    return (tokens * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+class BertForSentenceEmbedding(nn.Module):
+    """A bi-encoder (bert_pl.tasks.sentence_embedding): encoder -> pooling (mean, cls or max over the real tokens) ->
+    L2 normalisation (`normalize`). No weights of its own: a bare encoder's, as sentence-transformers' Transformer +
+    Pooling (+ Normalize), so its Hugging Face export is a sentence-transformers folder.
+
+    `input_ids` (N, S) gives `embeddings` (N, H); (B, K, S) (rows of K texts) gives (B, K, H) and, with K >= 2, the
+    training loss: `loss="cosine"`: MSE of cos(text 0, text 1) and `labels` (scores in [-1, 1], as
+    sentence-transformers' CosineSimilarityLoss); `loss="ranking"`: cross-entropy of `scale` x cos(anchor i, every
+    positive and hard negative of the batch), positive i the right answer (MultipleNegativesRankingLoss)."""
+
+    def __init__(self, config: BertConfig, pooling: str = "mean", normalize: bool = True, loss: str = "cosine",
+                 scale: float = 20.0, **_unused):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
+        if loss not in ("cosine", "ranking"):
+            raise ValueError(f"loss={loss!r} is not one of cosine, ranking")
+        self.config = config
+        self.pooling, self.normalize, self.loss, self.scale = pooling, bool(normalize), loss, float(scale)
+        self.bert = BertModel(config, add_pooling_layer=False)
+
+    @staticmethod
+    def checkpoint_kwargs(state_dict: dict, info: dict, **known) -> dict:
+        """Pooling and normalisation as the run saved them (its task settings) or a sentence-transformers folder
+        says (`folder_info`); mean and normalised when neither does."""
+        task = info.get("task") or {}
+        return {"pooling": task.get("pooling", info.get("pooling", "mean")),
+                "normalize": bool(task.get("normalize", info.get("normalize", True)))}
+
+    @staticmethod
+    def folder_info(folder: Path) -> dict:
+        """What a sentence-transformers folder (modules.json) says about its pipeline: the pooling mode
+        (1_Pooling/config.json), whether a Normalize module follows, max_seq_length (sentence_bert_config.json), and
+        the modules bert-pl cannot run (e.g. Dense), refused when the model is used to embed."""
+        import json
+
+        def read(path: Path) -> dict:
+            try:
+                value = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}
+            return value if isinstance(value, (dict, list)) else {}
+
+        modules = read(folder / "modules.json")
+        modules = modules if isinstance(modules, list) else []
+        info: dict = {"normalize": False, "st_unsupported": []}
+        for m in modules:
+            kind = str(m.get("type", "")).rsplit(".", 1)[-1] if isinstance(m, dict) else ""
+            if kind == "Pooling":
+                cfg = read(folder / str(m.get("path", "")) / "config.json")
+                modes = [mode for mode in ("cls_token", "mean_tokens", "max_tokens", "mean_sqrt_len_tokens",
+                                           "weightedmean_tokens", "lasttoken") if cfg.get(f"pooling_mode_{mode}")]
+                known = {"cls_token": "cls", "mean_tokens": "mean", "max_tokens": "max"}
+                if len(modes) == 1 and modes[0] in known:
+                    info["pooling"] = known[modes[0]]
+                else:
+                    info["st_unsupported"].append(f"Pooling ({' + '.join(modes) or 'no mode'})")
+            elif kind == "Normalize":
+                info["normalize"] = True
+            elif kind != "Transformer":
+                info["st_unsupported"].append(kind or "?")
+        length = read(folder / "sentence_bert_config.json").get("max_seq_length")
+        if isinstance(length, int) and not isinstance(length, bool):
+            info["task"] = {"max_seq_length": length}
+        if not info["st_unsupported"]:
+            del info["st_unsupported"]
+        return info
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, labels=None):
+        shape = input_ids.shape
+        flat = input_ids.reshape(-1, shape[-1])
+        mask = attention_mask.reshape(-1, shape[-1]) if attention_mask is not None else torch.ones_like(flat)
+        types = token_type_ids.reshape(-1, shape[-1]) if token_type_ids is not None else None
+        emb = pool(self.bert(flat, types, mask)["sequence_output"], mask, self.pooling)
+        if self.normalize:
+            emb = F.normalize(emb.float(), dim=-1)
+        emb = emb.reshape(*shape[:-1], emb.shape[-1])
+        loss = None
+        if emb.dim() == 3 and emb.shape[1] >= 2:  # rows of texts: training or evaluation
+            loss = self._loss(emb.float(), labels)
+        return {"embeddings": emb, "loss": loss}
+
+    def _loss(self, emb: torch.Tensor, labels) -> Optional[torch.Tensor]:
+        if self.loss == "cosine":
+            return None if labels is None else F.mse_loss(F.cosine_similarity(emb[:, 0], emb[:, 1], dim=-1),
+                                                          labels.float())
+        anchors = F.normalize(emb[:, 0], dim=-1)
+        candidates = F.normalize(emb[:, 1:].transpose(0, 1).reshape(-1, emb.shape[-1]), dim=-1)  # positives first
+        scores = self.scale * anchors @ candidates.T
+        return F.cross_entropy(scores, torch.arange(len(anchors), device=scores.device))
+
+
 @dataclass(frozen=True)
 class Head:
     """What the project knows about one head: its model class, the outputs gathered for evaluation (`ragged`: one
@@ -201,6 +306,10 @@ HEADS: Dict[str, Head] = {h.name: h for h in [
          "classifier.", "bert_pl.tasks.token_classification:TagPredictor", ragged=True, takes_labels=True),
     Head("multiple_choice", BertForMultipleChoice, ("logits",), "BertForMultipleChoice", "classifier.",
          "bert_pl.tasks.multiple_choice:ChoicePredictor"),
+    # no weights of its own (a bare encoder's): recognised by a sentence-transformers folder's modules.json
+    Head("sentence_embedding", BertForSentenceEmbedding, ("embeddings",), "BertModel", "",
+         "bert_pl.tasks.sentence_embedding:EmbeddingPredictor", hf_marker="modules.json",
+         folder_info=BertForSentenceEmbedding.folder_info),
 ]}
 
 
