@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from bert_pl.tasks.base import TaskDataError
-from bert_pl.tasks.sentence_embedding import (BertForSentenceEmbedding, SentenceEmbeddingTask, pool, positive_ranks,
-                                              retrieval_metrics)
+from bert_pl.model.heads import BertForSentenceEmbedding, pool
+from bert_pl.tasks.sentence_embedding import SentenceEmbeddingTask, positive_ranks, retrieval_metrics
 from conftest import SHARED
 from helpers import compose_cfg
 
@@ -204,13 +204,13 @@ def test_head_pooling_losses_and_padding(minilm_tokenizer):
     for pooling in ("mean", "cls", "max"):
         model = BertForSentenceEmbedding(cfg, pooling=pooling).eval()
         with torch.no_grad():
-            emb = model(ids, mask)["embeddings"]
+            emb = model(ids, attention_mask=mask)["embeddings"]
             alone = torch.stack([model(torch.tensor([t]))["embeddings"][0] for t in texts]).view(3, 2, -1)
             cfg.unpad = True  # the fast path: same numbers
             fast = BertForSentenceEmbedding(cfg, pooling=pooling).eval()
             fast.load_state_dict(model.state_dict())
             cfg.unpad = False
-            unpadded = fast(ids, mask)["embeddings"]
+            unpadded = fast(ids, attention_mask=mask)["embeddings"]
         assert emb.shape == (3, 2, 32)
         torch.testing.assert_close(emb, alone, atol=1e-5, rtol=1e-5)  # padding changes nothing
         torch.testing.assert_close(unpadded, emb, atol=1e-5, rtol=1e-5)
@@ -220,15 +220,15 @@ def test_head_pooling_losses_and_padding(minilm_tokenizer):
     torch.testing.assert_close(pool(tokens, m, "max")[0], tokens[0, :2].amax(0))
     model = BertForSentenceEmbedding(cfg, normalize=False).eval()
     with torch.no_grad():
-        out = model(ids, mask, labels=torch.tensor([0.2, 0.9, 0.5]))
+        out = model(ids, attention_mask=mask, labels=torch.tensor([0.2, 0.9, 0.5]))
         e = out["embeddings"]
         cos = torch.nn.functional.cosine_similarity(e[:, 0], e[:, 1])
         torch.testing.assert_close(out["loss"], ((cos - torch.tensor([0.2, 0.9, 0.5])) ** 2).mean())
-        assert model(ids, mask)["loss"] is None  # pairs without scores (prediction): no loss
+        assert model(ids, attention_mask=mask)["loss"] is None  # pairs without scores (prediction): no loss
         ranking = BertForSentenceEmbedding(cfg, normalize=False, loss="ranking", scale=20.0).eval()
         ranking.load_state_dict(model.state_dict())
         triples = torch.cat([ids, ids[[1, 2, 0], :1]], 1), torch.cat([mask, mask[[1, 2, 0], :1]], 1)
-        out = ranking(*triples)
+        out = ranking(triples[0], attention_mask=triples[1])
         e = torch.nn.functional.normalize(out["embeddings"], dim=-1)
         candidates = torch.cat([e[:, 1], e[:, 2]])  # positives, then hard negatives: the in-batch candidates
         logits = 20.0 * e[:, 0] @ candidates.T
@@ -252,21 +252,28 @@ def test_stsb_embedding_preset_reads_glue_sts_b(tmp_path, minilm_tokenizer):
     assert task.features("dev").gold[:2] == [5.0, 4.75] and task.features("dev").scores[1] == pytest.approx(0.95)
 
 
-def finetune(tiny_pretrained, out, train, dev, *extra):
+def finetune(pretrained, out, train, dev, *extra):
     import bert_pl
 
-    return bert_pl.finetune("sentence_embedding", str(tiny_pretrained), [
+    return bert_pl.finetune("sentence_embedding", str(pretrained), [
         f"data.train_file={train}", f"data.validation_file={dev}", "trainer.max_epochs=1", "logger=[]",
         "data.feature_cache=null", *extra], output_dir=str(out)).best["value"]
 
 
-def test_finetune_scored_pairs_and_retrieval_end_to_end(tiny_pretrained, tmp_path):
+@pytest.fixture(scope="module")
+def scored_run(tiny_pretrained, tmp_path_factory):
+    """A tiny run on scored pairs in renamed CSV columns, max pooling (not embed's generic [CLS] default)."""
+    folder = tmp_path_factory.mktemp("sentence_embedding")
     rows = pairs(32)
-    train = write_csv(tmp_path / "train.csv", rows)
-    dev = write_csv(tmp_path / "dev.csv", rows[:12])
-    out = tmp_path / "scored"
-    best = finetune(tiny_pretrained, out, train, dev, "data.text_columns=[left,right]", "data.label_column=rating",
-                    "data.score_scale=5", "data.id_column=pair_id", "data.pooling=max")
+    train = write_csv(folder / "train.csv", rows)
+    dev = write_csv(folder / "dev.csv", rows[:12])
+    best = finetune(tiny_pretrained, folder / "run", train, dev, "data.text_columns=[left,right]",
+                    "data.label_column=rating", "data.score_scale=5", "data.id_column=pair_id", "data.pooling=max")
+    return folder / "run", rows, best
+
+
+def test_finetune_scored_pairs_and_retrieval_end_to_end(scored_run, tiny_pretrained, tmp_path):
+    out, rows, best = scored_run
     results = json.loads((out / "results.json").read_text())
     assert results["kind"] == "scored" and results["pooling"] == "max" and results["best"]["metric"] == "spearman"
     assert set(results["dev"]["dev"]) == {"spearman", "pearson"} and best == results["best"]["value"]
@@ -292,3 +299,109 @@ def test_finetune_scored_pairs_and_retrieval_end_to_end(tiny_pretrained, tmp_pat
     ranks = np.array([p["rank"] for p in predictions])
     assert np.mean(ranks == 1) == pytest.approx(results["dev"]["dev"]["recall_at_1"])
     assert np.mean(1 / ranks) == pytest.approx(results["dev"]["dev"]["mrr"])
+
+
+# -- after training: bert_pl.load, predict.py, exports ---------------------------------------------------------------
+TEXTS = ["A man is playing a guitar.", "Someone plays the guitar.", "Café naïve façade, über straße",
+         "the stock market fell sharply today after the announcement " * 6]
+
+
+def reference_vectors(run, texts):
+    """The run's best weights in the head class with the run's settings (max pooling, normalised), each text alone
+    (no batching, no padding)."""
+    from bert_pl.io import checkpoints, tokenization
+
+    ckpt = checkpoints.resolve(run)
+    model = BertForSentenceEmbedding(ckpt.config, pooling="max", normalize=True).eval()
+    model.load_state_dict(ckpt.state_dict)
+    tok = tokenization.from_json_string(ckpt.tokenizer_json)
+    tok.no_padding()
+    tok.enable_truncation(128)
+    with torch.no_grad():
+        return np.stack([model(torch.tensor([tok.encode(t).ids]))["embeddings"][0].numpy() for t in texts])
+
+
+def test_load_embeds_with_the_runs_pooling_and_predicts_pair_similarity(scored_run, tmp_path, capsys):
+    import bert_pl
+    from bert_pl.cli.predict import main
+
+    run, _, _ = scored_run
+    model = bert_pl.load(run)
+    assert model.head == "sentence_embedding" and model.max_seq_length == 128
+    vectors = model.embed(TEXTS)
+    np.testing.assert_allclose(vectors, reference_vectors(run, TEXTS), atol=1e-5)  # max pooling, normalised
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-6)
+    assert not np.allclose(model.embed(TEXTS, pooling="cls"), vectors, atol=1e-3)  # another pooling: asked for
+    pair, single = model.predict([(TEXTS[0], TEXTS[1]), TEXTS[2]])
+    assert pair["similarity"] == pytest.approx(float(vectors[0] @ vectors[1]), abs=1e-5)
+    np.testing.assert_allclose(single["embedding"], vectors[2], atol=1e-5)
+    with pytest.raises(bert_pl.inference.model.PredictError, match="input 2: a sentence-embedding model takes a text"):
+        model.predict([TEXTS[0], ("a", "b", "c")])
+
+    # predict.py: tab-separated pairs and single texts (.txt), rows with renamed columns (csv), found columns (jsonl)
+    (tmp_path / "in.txt").write_text(f"{TEXTS[0]}\t{TEXTS[1]}\n{TEXTS[2]}\n", encoding="utf-8")
+    write_csv(tmp_path / "in.csv", [{"key": "k1", "left": TEXTS[0], "right": TEXTS[1]},
+                                    {"key": "k2", "left": TEXTS[2], "right": TEXTS[3]}])
+    write_jsonl(tmp_path / "in.jsonl", [{"sentence1": TEXTS[0], "sentence2": TEXTS[1]}])
+    outputs = {}
+    for name, extra in (("in.txt", []), ("in.csv", ["text_columns=[left,right]", "id_column=key"]),
+                        ("in.jsonl", [])):
+        out = tmp_path / f"{name}.out.jsonl"
+        try:
+            main([f"model={run}", f"input={tmp_path / name}", f"output={out}", *extra])
+        except SystemExit as e:
+            assert e.code in (0, None), capsys.readouterr().err
+        outputs[name] = [json.loads(line) for line in out.read_text().splitlines()]
+    cos = float(vectors[0] @ vectors[1])
+    assert outputs["in.txt"][0] == {"similarity": pytest.approx(cos, abs=1e-5)}
+    np.testing.assert_allclose(outputs["in.txt"][1]["embedding"], vectors[2], atol=1e-5)
+    assert outputs["in.csv"] == [{"id": "k1", "similarity": pytest.approx(cos, abs=1e-5)},
+                                 {"id": "k2", "similarity": pytest.approx(float(vectors[2] @ vectors[3]), abs=1e-5)}]
+    assert outputs["in.jsonl"] == [{"id": "0", "similarity": pytest.approx(cos, abs=1e-5)}]
+
+
+def test_exports_load_in_sentence_transformers_bert_pl_and_onnxruntime_with_the_same_vectors(scored_run, tmp_path):
+    st = pytest.importorskip("sentence_transformers")
+    pytest.importorskip("onnxruntime")
+    import bert_pl
+    from bert_pl import export
+
+    run, _, _ = scored_run
+    ours = bert_pl.load(run).embed(TEXTS)
+
+    def cosine(a, b):
+        return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+    export.main([str(run), str(tmp_path / "hf"), "--format", "hf"])
+    hf = tmp_path / "hf"
+    assert [m["type"].rsplit(".", 1)[1] for m in json.loads((hf / "modules.json").read_text())] == [
+        "Transformer", "Pooling", "Normalize"]
+    pooling = json.loads((hf / "1_Pooling" / "config.json").read_text())
+    assert pooling["pooling_mode_max_tokens"] and not pooling["pooling_mode_mean_tokens"]
+    assert pooling["word_embedding_dimension"] == 64
+    assert json.loads((hf / "sentence_bert_config.json").read_text())["max_seq_length"] == 128
+    assert "pipeline_tag: sentence-similarity" in (hf / "README.md").read_text()
+    theirs = st.SentenceTransformer(str(hf), device="cpu").encode(TEXTS, convert_to_numpy=True)
+    assert cosine(theirs, ours).min() >= 0.9999
+    again = bert_pl.load(hf)  # the folder back in bert-pl: the same head, pooling and length
+    assert again.head == "sentence_embedding" and again.max_seq_length == 128
+    assert cosine(again.embed(TEXTS), ours).min() >= 0.9999
+
+    export.main([str(run), str(tmp_path / "onnx"), "--format", "onnx"])
+    onnx = bert_pl.load(tmp_path / "onnx")
+    assert onnx.is_onnx and onnx.head == "sentence_embedding"
+    np.testing.assert_allclose(onnx.embed(TEXTS), ours, atol=1e-4)
+    assert onnx.predict((TEXTS[0], TEXTS[1]))["similarity"] == pytest.approx(float(ours[0] @ ours[1]), abs=1e-4)
+
+
+def test_a_sentence_transformers_folder_embeds_as_sentence_transformers_does(minilm_dir):
+    """The MiniLM package folder (modules.json: Transformer, mean Pooling, Normalize; max_seq_length 256)."""
+    st = pytest.importorskip("sentence_transformers")
+    import bert_pl
+
+    model = bert_pl.load(minilm_dir)
+    assert model.head == "sentence_embedding" and model.max_seq_length == 256
+    texts = TEXTS + ["word " * 300]  # past 256 tokens: cut where sentence-transformers cuts
+    ours = model.embed(texts)
+    theirs = st.SentenceTransformer(str(minilm_dir), device="cpu").encode(texts, convert_to_numpy=True)
+    assert ((ours * theirs).sum(1)).min() >= 0.9999

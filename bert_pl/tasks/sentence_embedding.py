@@ -23,96 +23,20 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from bert_pl.model.heads import POOLINGS, BertForSentenceEmbedding
 from bert_pl.tasks.base import Task, TaskDataError, limits_per_split, with_row_ids, write_jsonl_predictions
-from bert_pl.tasks.classification import CHUNK, ID_COLUMN_CANDIDATES, read_rows, text_value
+from bert_pl.tasks.predictor import PredictError, Predictor
+from bert_pl.tasks.readers import CHUNK, ID_COLUMN_CANDIDATES, read_rows, text_value
 
 log = logging.getLogger(__name__)
 
 KINDS = ("auto", "scored", "retrieval")
-POOLINGS = ("mean", "cls", "max")
 METRICS = {"scored": ("spearman", "pearson"), "retrieval": ("recall_at_1", "mrr")}
 # Column groups looked for when data.text_columns is not given, in this order.
 TEXT_COLUMN_CANDIDATES = (("sentence1", "sentence2"), ("anchor", "positive", "negative"), ("anchor", "positive"),
                           ("query", "positive", "negative"), ("query", "positive"), ("text_a", "text_b"),
                           ("text1", "text2"), ("question1", "question2"), ("premise", "hypothesis"))
 SCORE_COLUMN_CANDIDATES = ("score", "label", "similarity")
-
-
-# -- the model ---------------------------------------------------------------------------------------------------
-def pool(tokens: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """(N, S, H) token states and their (N, S) mask -> (N, H): the mean or the max over real tokens, or [CLS]."""
-    if pooling == "cls":
-        return tokens[:, 0]
-    m = mask.unsqueeze(-1).to(tokens.dtype)
-    if pooling == "max":
-        return tokens.masked_fill(m == 0, torch.finfo(tokens.dtype).min).amax(1)
-    return (tokens * m).sum(1) / m.sum(1).clamp(min=1e-9)
-
-
-class BertForSentenceEmbedding(torch.nn.Module):
-    """Encoder -> pooling (mean, cls or max over the real tokens) -> L2 normalisation (`normalize`). No parameters of
-    its own: the weights are a bare encoder's, as sentence-transformers' Transformer + Pooling (+ Normalize).
-
-    `input_ids` (N, S) gives (N, H) embeddings; (B, K, S) (a batch of rows of K texts each) gives (B, K, H) and, with
-    K >= 2, the training loss: `loss="cosine"`: MSE of cos(text 0, text 1) and `labels` (scores in [-1, 1]);
-    `loss="ranking"`: cross-entropy of `scale` x cos(anchor i, every positive and negative of the batch) with
-    positive i the right answer (in-batch negatives)."""
-
-    def __init__(self, config, pooling: str = "mean", normalize: bool = True, loss: str = "cosine",
-                 scale: float = 20.0, **_unused):
-        super().__init__()
-        from bert_pl.model.bert import BertModel
-
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling={pooling!r} is not one of {', '.join(POOLINGS)}")
-        if loss not in ("cosine", "ranking"):
-            raise ValueError(f"loss={loss!r} is not one of cosine, ranking")
-        self.config = config
-        self.pooling, self.normalize, self.loss, self.scale = pooling, bool(normalize), loss, float(scale)
-        self.bert = BertModel(config, add_pooling_layer=False)
-
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None):
-        shape = input_ids.shape
-        flat = input_ids.reshape(-1, shape[-1])
-        mask = attention_mask.reshape(-1, shape[-1]) if attention_mask is not None else torch.ones_like(flat)
-        types = token_type_ids.reshape(-1, shape[-1]) if token_type_ids is not None else None
-        tokens = self.bert(flat, types, mask)["sequence_output"]
-        emb = pool(tokens, mask, self.pooling)
-        if self.normalize:
-            emb = torch.nn.functional.normalize(emb.float(), dim=-1)
-        emb = emb.reshape(*shape[:-1], emb.shape[-1])
-        loss = None
-        if emb.dim() == 3 and emb.shape[1] >= 2:
-            loss = self._loss(emb.float(), labels)
-        return {"embeddings": emb, "loss": loss}
-
-    def _loss(self, emb: torch.Tensor, labels) -> Optional[torch.Tensor]:
-        F = torch.nn.functional
-        if self.loss == "cosine":
-            if labels is None:
-                return None
-            return F.mse_loss(F.cosine_similarity(emb[:, 0], emb[:, 1], dim=-1), labels.float())
-        anchors = F.normalize(emb[:, 0], dim=-1)
-        candidates = F.normalize(emb[:, 1:].transpose(0, 1).reshape(-1, emb.shape[-1]), dim=-1)  # positives first
-        scores = self.scale * anchors @ candidates.T
-        return F.cross_entropy(scores, torch.arange(len(anchors), device=scores.device))
-
-
-def _register_head() -> None:
-    # TEMPORARY until the head registry takes this family's entry (bert_pl/model/heads.py).
-    import dataclasses
-
-    from bert_pl.model.heads import HEADS, Head
-
-    if "sentence_embedding" not in HEADS:
-        kwargs = dict(name="sentence_embedding", model=BertForSentenceEmbedding, outputs=("embeddings",),
-                      hf_architecture="BertModel", weight_prefix="")
-        if "predictor" in {f.name for f in dataclasses.fields(Head)}:
-            kwargs["predictor"] = "bert_pl.tasks.sentence_embedding:EmbeddingPredictor"
-        HEADS["sentence_embedding"] = Head(**kwargs)
-
-
-_register_head()
 
 
 # -- metrics -----------------------------------------------------------------------------------------------------
@@ -475,3 +399,110 @@ class SentenceEmbeddingTask(Task):
 
 def _positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and value > 0
+
+
+# -- after training: the contract of bert_pl.tasks.predictor ------------------------------------------------------
+class EmbeddingPredictor(Predictor):
+    """A sentence-embedding model after training: a text -> {"embedding": [...]} (the run's pooling and
+    normalisation), a (text_a, text_b) pair -> {"similarity": cosine}. `embed(texts)` gives the vectors as an array.
+    Its Hugging Face export is a sentence-transformers folder; its ONNX export returns `embeddings`."""
+
+    pipeline_tag = "sentence-similarity"
+    line_format = "one text per line (its embedding), or two texts separated by a tab (their cosine similarity)"
+    example_inputs = [("A man is playing a guitar.", "Someone plays the guitar."), "A woman is slicing an onion."]
+
+    def __init__(self, runtime):
+        super().__init__(runtime)
+        unsupported = runtime.info.get("st_unsupported")
+        if unsupported:
+            raise PredictError(f"{runtime.source}: its sentence-transformers modules {', '.join(unsupported)} are "
+                               f"not supported (bert-pl runs Transformer + Pooling (mean, cls or max) + Normalize); "
+                               f"fine-tune from it instead (pretrained={runtime.source})")
+
+    @staticmethod
+    def settings(info: dict) -> dict:
+        """{"pooling", "normalize"} of a checkpoint (its run's task settings, or a sentence-transformers folder's)."""
+        return BertForSentenceEmbedding.checkpoint_kwargs({}, info)
+
+    # -- reading inputs ---------------------------------------------------------------------------------------------
+    def text_columns(self, columns: List[str]) -> Optional[List[str]]:
+        """A pair of columns as in training (sentence1/sentence2, anchor/positive, ...), else one text column."""
+        pair = next((list(c[:2]) for c in TEXT_COLUMN_CANDIDATES if all(x in columns for x in c[:2])), None)
+        return pair or super().text_columns(columns)
+
+    def check(self, inputs: list) -> None:
+        for n, x in enumerate(inputs, 1):
+            if not isinstance(x, str) and not (isinstance(x, (list, tuple)) and len(x) == 2
+                                               and all(isinstance(t, str) for t in x)):
+                raise PredictError(f"input {n}: a sentence-embedding model takes a text (its embedding) or a pair of "
+                                   f"texts (their similarity)")
+
+    # -- predicting -------------------------------------------------------------------------------------------------
+    def _vectors(self, texts: List[str], progress: bool = True) -> np.ndarray:
+        """The head's own embeddings (pooled, normalised as trained), each text its own sequence; through
+        onnxruntime for an ONNX export."""
+        enc = self.runtime.encode(texts)
+        feats = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in enc]
+        return np.stack([o["embeddings"] for o in self.runtime.run(feats, progress)])
+
+    def predict(self, inputs: list, progress: bool = True) -> List[dict]:
+        texts = list(dict.fromkeys(t for x in inputs for t in ([x] if isinstance(x, str) else x)))
+        vectors = dict(zip(texts, self._vectors(texts, progress)))
+        out = []
+        for x in inputs:
+            if isinstance(x, str):
+                out.append({"embedding": [round(float(v), 6) for v in vectors[x]]})
+            else:
+                out.append({"similarity": round(float(cosines(vectors[x[0]], vectors[x[1]])), 6)})
+        return out
+
+    def embed_defaults(self) -> dict:
+        return {"layers": [-1], **self.settings(self.runtime.info)}
+
+    def embed(self, texts: list, layers, pooling: str, normalize: bool) -> np.ndarray:
+        own = self.settings(self.runtime.info)
+        if list(layers) == [-1] and pooling == own["pooling"] and (normalize == own["normalize"] or normalize):
+            vectors = self._vectors(texts)
+            if normalize and not own["normalize"]:
+                vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+            return vectors
+        if self.runtime.is_onnx:  # other layers or pooling need the encoder's hidden states
+            raise PredictError(f"{self.runtime.source} is an ONNX export of the embedding model: it embeds with its "
+                               f"own pooling ({own['pooling']}) and the last layer only; load the checkpoint it was "
+                               f"exported from for other layers or pooling")
+        return super().embed(texts, layers, pooling, normalize)
+
+    # -- export and cards -------------------------------------------------------------------------------------------
+    @classmethod
+    def onnx_outputs(cls, net) -> List[str]:
+        return ["embeddings"]
+
+    @classmethod
+    def write_export_extras(cls, info: dict, folder: Path) -> None:
+        """The sentence-transformers layout: modules.json (Transformer, Pooling, Normalize when normalised),
+        1_Pooling/config.json, sentence_bert_config.json (the run's max_seq_length)."""
+        import json
+
+        settings = cls.settings(info)
+        hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
+        modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+                   {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+        if settings["normalize"]:
+            modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                            "type": "sentence_transformers.models.Normalize"})
+            (folder / "2_Normalize").mkdir(exist_ok=True)
+        (folder / "1_Pooling").mkdir(exist_ok=True)
+        pooling = {"word_embedding_dimension": hidden,
+                   **{f"pooling_mode_{mode}": settings["pooling"] == name for mode, name in
+                      (("cls_token", "cls"), ("mean_tokens", "mean"), ("max_tokens", "max"))},
+                   "pooling_mode_mean_sqrt_len_tokens": False}
+        length = (info.get("task") or {}).get("max_seq_length") or cls.default_max_seq_length
+        files = {"modules.json": modules, "1_Pooling/config.json": pooling,
+                 "sentence_bert_config.json": {"max_seq_length": length, "do_lower_case": False},
+                 "config_sentence_transformers.json": {"similarity_fn_name": "cosine"}}
+        for name, value in files.items():
+            (folder / name).write_text(json.dumps(value, indent=2) + "\n")
+
+    @classmethod
+    def card_metadata(cls, info: dict) -> dict:
+        return {"pipeline_tag": cls.pipeline_tag, "library_name": "sentence-transformers"}
