@@ -408,8 +408,8 @@ def main():
     p.add_argument("--num-proc", type=int, default=os.cpu_count())
     p.add_argument("--keep", action="store_true", help="keep the caches")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--mb", type=int, default=20, help="loader: MB of text behind the cache")
-    p.add_argument("--seconds", type=float, default=15.0, help="loader: seconds measured per setting")
+    p.add_argument("--mb", type=int, default=100, help="loader: MB of text behind the cache")
+    p.add_argument("--seconds", type=float, default=8.0, help="loader: seconds measured per setting")
     args = p.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.command == "generate":

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -58,6 +59,11 @@ def test_vocab_from_chunked_counts_is_tokenization_train_byte_for_byte(tmp_path,
         expected = tokenization.train((s for doc in corpus.documents(source) for s in doc), **SETTINGS)
         got = prepare.train_vocab(source, SETTINGS)
         assert got.to_str() == expected.to_str(), name
+    every_ascii = "".join(map(chr, range(128))) + " Ab\x0bC\x1cD\x7fE\tF"
+    for lowercase in (True, False):  # the ASCII shortcut normalises as the normaliser does
+        normalize = prepare._pipeline(dict(SETTINGS, lowercase=lowercase)).normalizer.normalize_str
+        assert prepare.count_pieces([every_ascii, "naïve ÀB"], normalize, lowercase) == Counter(
+            normalize(every_ascii + " naïve ÀB").split())
     cased = dict(SETTINGS, lowercase=False, strip_accents=False, handle_chinese_chars=False)
     source = _sources(tmp_path)["plain-rule"]
     assert prepare.train_vocab(source, cased).to_str() == tokenization.train(

@@ -192,21 +192,40 @@ def _vocab_texts(source: dict, task: tuple) -> Iterator[str]:
 
 
 # -- counting words -------------------------------------------------------------------------------------------
-def count_pieces(texts: Iterable[str], normalize: Callable[[str], str], batch_chars: int = 2 ** 20) -> Counter:
+# BERT's normaliser on ASCII text: control characters (all but tab, newline, carriage return) deleted; the rest
+# of what it does (accents, CJK spacing) touches no ASCII character, and lowercasing is str.lower's
+_ASCII_CONTROLS = dict.fromkeys([c for c in range(32) if chr(c) not in "\t\n\r"] + [127])
+
+
+def count_pieces(texts: Iterable[str], normalize: Callable[[str], str], lowercase: bool,
+                 batch_chars: int = 2 ** 20) -> Counter:
     """Whitespace-separated pieces of the normalised texts, counted. The normaliser (BERT's: clean text, CJK
     spacing, lowercase, accents) works character by character, so normalising a batch of texts joined by spaces
-    is normalising each; after it every whitespace is a space (control characters are dropped)."""
+    is normalising each; after it every whitespace is a space (control characters are dropped). ASCII texts
+    take Python's string methods, which do the same there (the tests compare with `tokenization.train`)."""
     pieces: Counter = Counter()
-    batch: List[str] = []
+    batches: dict = {True: [], False: []}
     size = 0
+
+    def flush():
+        for ascii_only, batch in batches.items():
+            if not batch:
+                continue
+            text = " ".join(batch)
+            if ascii_only:
+                text = text.translate(_ASCII_CONTROLS)
+                pieces.update((text.lower() if lowercase else text).split())
+            else:
+                pieces.update(normalize(text).split())
+            batch.clear()
+
     for text in texts:
-        batch.append(text)
+        batches[text.isascii()].append(text)
         size += len(text)
         if size >= batch_chars:
-            pieces.update(normalize(" ".join(batch)).split())
-            batch, size = [], 0
-    if batch:
-        pieces.update(normalize(" ".join(batch)).split())
+            flush()
+            size = 0
+    flush()
     return pieces
 
 
@@ -234,7 +253,8 @@ def _pipeline(settings: dict):
 def count_words(texts: Iterable[str], settings: dict) -> Counter:
     """The word counts `tokenization.train` makes of `texts` (its normaliser and pre-tokeniser), faster."""
     pipe = _pipeline(settings)
-    return words_of(count_pieces(texts, pipe.normalizer.normalize_str), pipe.pre_tokenizer.pre_tokenize_str)
+    return words_of(count_pieces(texts, pipe.normalizer.normalize_str, settings["lowercase"]),
+                    pipe.pre_tokenizer.pre_tokenize_str)
 
 
 def train_from_counts(counts: Counter, vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2,
@@ -269,7 +289,7 @@ def train_from_counts(counts: Counter, vocab_size: int = 8000, lowercase: bool =
 def _count_task(source: dict, task: tuple, settings: dict) -> dict:
     cpu = time.process_time()
     normalize = _pipeline(settings).normalizer.normalize_str
-    pieces = count_pieces(_vocab_texts(source, task), normalize)
+    pieces = count_pieces(_vocab_texts(source, task), normalize, settings["lowercase"])
     return {"pieces": pieces, "cpu": time.process_time() - cpu}
 
 
