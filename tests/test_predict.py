@@ -113,7 +113,7 @@ def test_minilm_embed_matches_transformers(minilm_dir):
 
     model = bert_pl.load(minilm_dir)
     texts = ["The quick brown fox.", "A much longer sentence, with several more words in it than the first."]
-    ours = model.embed(texts, layers=[-1], pooling="mean")
+    ours = model.embed(texts, layers=[-1], pooling="mean", normalize=False)  # (its own: mean, L2-normalised)
     tok = transformers.AutoTokenizer.from_pretrained(str(minilm_dir))
     hf = transformers.BertModel.from_pretrained(str(minilm_dir)).eval()
     with torch.no_grad():

@@ -31,9 +31,9 @@ class MaskedLMPredictor(Predictor):
         rt = self.runtime
         mask_id = rt.vocab["[MASK]"]
         enc = rt.encode(texts)
-        for t, e in zip(texts, enc):
+        for n, (t, e) in enumerate(zip(texts, enc), 1):
             if mask_id not in e.ids:
-                raise PredictError(f"no [MASK] in {t!r}: write [MASK] where a word should be predicted")
+                raise PredictError(f"input {n}: no [MASK] in {t!r}: write [MASK] where a word should be predicted")
         results = []
         for e in enc:
             ids = torch.tensor([e.ids], device=rt.device)

@@ -452,6 +452,10 @@ class ClassificationPredictor(Predictor):
 
     def check(self, inputs: list) -> None:
         """A pair model gets pairs and a single-text model single texts (the number of the first that differs)."""
+        for n, x in enumerate(inputs, 1):
+            if not isinstance(x, str) and not (isinstance(x, (list, tuple)) and len(x) == 2
+                                               and all(isinstance(t, str) for t in x)):
+                raise PredictError(f"input {n}: a classification model takes a text or a pair of texts")
         want_pairs = self.runtime.task_info.get("pairs")
         if want_pairs is None:
             return
@@ -461,10 +465,6 @@ class ClassificationPredictor(Predictor):
                                    f"; give {'two tab-separated texts' if want_pairs else 'one text'} per line")
 
     def predict(self, inputs: list, progress: bool = True) -> List[dict]:
-        for n, x in enumerate(inputs, 1):
-            if not isinstance(x, str) and not (isinstance(x, (list, tuple)) and len(x) == 2
-                                               and all(isinstance(t, str) for t in x)):
-                raise PredictError(f"input {n}: a classification model takes a text or a pair of texts")
         enc = self.runtime.encode(inputs)
         feats = [{"input_ids": e.ids, "token_type_ids": e.type_ids} for e in enc]
         logits = np.stack([o["logits"] for o in self.runtime.run(feats, progress)])

@@ -532,12 +532,16 @@ class ChoicePredictor(Predictor):
                 error = error or e
         raise PredictError(f"{error}; or pass text_columns=[CONTEXT,CHOICES_LIST]") from None
 
+    def check(self, inputs: list) -> None:
+        for n, x in enumerate(inputs, 1):
+            if not isinstance(x, dict) or not isinstance(x.get("context"), str) or not x["context"].strip() \
+                    or not isinstance(x.get("choices"), (list, tuple)) or not x["choices"] \
+                    or not all(isinstance(c, (str, int, float)) for c in x["choices"]):
+                raise PredictError(f"input {n}: a multiple-choice model takes {{'context': ..., 'choices': [...]}}"
+                                   f" (a text and a non-empty list of texts)")
+
     def predict(self, inputs: list, progress: bool = True) -> List[dict]:
         rt = self.runtime
-        for n, x in enumerate(inputs, 1):
-            if not isinstance(x, dict) or not x.get("context") or not isinstance(x.get("choices"), (list, tuple)) \
-                    or not x["choices"]:
-                raise PredictError(f"input {n}: a multiple-choice model takes {{'context': ..., 'choices': [...]}}")
         enc = iter(rt.encode([(x["context"], str(c)) for x in inputs for c in x["choices"]]))
         feats = []
         for x in inputs:

@@ -96,7 +96,9 @@ class Predictor:
         return None
 
     def check(self, inputs: list) -> None:
-        """Refuse inputs the model cannot take, all at once, before any is run (e.g. single texts for a pair model)."""
+        """Refuse inputs the model cannot take, all at once, before any is run: each input's type and shape, and
+        what the model needs (e.g. pairs for a pair model). `Model.predict` calls it before `predict`; the server
+        calls it per request, so a bad request is refused before it joins a batch."""
 
     # -- predicting -------------------------------------------------------------------------------------------------
     def predict(self, inputs: list, progress: bool = True) -> List[dict]:

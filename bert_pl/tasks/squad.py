@@ -522,12 +522,14 @@ class SpanPredictor(Predictor):
         question, context = super().from_row(row, columns, where)
         return {"question": question, "context": context}
 
+    def check(self, inputs: list) -> None:
+        for n, x in enumerate(inputs, 1):
+            if not isinstance(x, dict) or not isinstance(x.get("question"), str) or not x["question"].strip() \
+                    or not isinstance(x.get("context"), str) or not x["context"].strip():
+                raise PredictError(f"input {n}: a question-answering model takes {{'question': ..., 'context': ...}} "
+                                   f"per input (two non-empty texts)")
+
     def predict(self, inputs: list, progress: bool = True) -> List[dict]:
-        bad = [i for i, x in enumerate(inputs) if not isinstance(x, dict) or not x.get("question")
-               or not x.get("context")]
-        if bad:
-            raise PredictError(f"input {bad[0] + 1}: a question-answering model takes {{'question': ..., "
-                               f"'context': ...}} per input")
         rt, info = self.runtime, self.runtime.task_info
         articles = [{"paragraphs": [{"context": x["context"], "qas": [{"id": str(i), "question": x["question"]}]}]}
                     for i, x in enumerate(inputs)]

@@ -564,6 +564,13 @@ class TagPredictor(Predictor):
             raise PredictError(f"{path}: no sentences")
         return [s.tokens for s in sentences]
 
+    def check(self, inputs: list) -> None:
+        for n, x in enumerate(inputs, 1):
+            if not (isinstance(x, str) or isinstance(x, (list, tuple)) and all(isinstance(w, str) for w in x)):
+                raise PredictError(f"input {n}: a token-classification model takes a text or a list of words")
+            if not (x.split() if isinstance(x, str) else x):
+                raise PredictError(f"input {n}: no words")
+
     def predict(self, inputs: list, progress: bool = True) -> List[dict]:
         rt = self.runtime
         splitter = rt.tokenizer.pre_tokenizer
