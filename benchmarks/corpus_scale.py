@@ -3,6 +3,7 @@
 
     python benchmarks/corpus_scale.py generate --sizes 100 1000          # corpora under --workdir (not timed)
     python benchmarks/corpus_scale.py prepare --sizes 100 1000 --num-proc 2
+    python benchmarks/corpus_scale.py vocab --sizes 1000 --num-proc 2     # the vocab pass alone
     python benchmarks/corpus_scale.py loader --workers 0 1 2              # tokens/s per loader worker
 
 The text: the sentences of the State of the Union addresses in ../shared/data/corpus/state_union, shuffled into
@@ -38,6 +39,7 @@ DATA = ROOT.parent / "shared" / "data" / "corpus" / "state_union"
 RESULTS = ROOT / "benchmarks" / "results" / "corpus_scale"
 DOC = ROOT / "docs" / "pretraining_at_scale.md"
 BEGIN, END = "<!-- corpus_scale:prepare:begin -->", "<!-- corpus_scale:prepare:end -->"
+VBEGIN, VEND = "<!-- corpus_scale:vocab:begin -->", "<!-- corpus_scale:vocab:end -->"
 LBEGIN, LEND = "<!-- corpus_scale:loader:begin -->", "<!-- corpus_scale:loader:end -->"
 
 
@@ -310,6 +312,50 @@ def write_table(result: dict, begin: str, end: str, table: str) -> None:
     print(f"updated {DOC}")
 
 
+# -- the vocab alone --------------------------------------------------------------------------------------------
+VOCAB = r"""
+import logging, sys
+sys.path.insert(0, sys.argv[1])
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+from bert_pl.pretraining.prepare import train_vocab
+source = {"format": "plain", "paths": [sys.argv[2]], "doc_split": "block", "sentence_splitter": "rule"}
+train_vocab(source, dict(vocab_size=8000, lowercase=True, min_frequency=2, limit_alphabet=1000,
+                         handle_chinese_chars=True, strip_accents=None), int(sys.argv[3]))
+"""
+
+
+def cmd_vocab(args):
+    """What train.py's vocab pass does (`prepare.train_vocab`, the same settings as data=text), on its own."""
+    started = datetime.datetime.now(datetime.timezone.utc)
+    result = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(), "num_proc": args.num_proc,
+              "command": " ".join(["python", "benchmarks/corpus_scale.py", *sys.argv[1:]]), "sizes": {}}
+    for mb in args.sizes:
+        corpus = corpus_path(args.workdir, mb)
+        log_path = args.workdir / f"vocab_{mb}mb.log"
+        run = measured([sys.executable, "-c", VOCAB, str(ROOT), str(corpus), str(args.num_proc)], log_path)
+        m = re.search(r"in ([\d.]+) s: counting ([\d.]+) s \(([\d.]+) MB/s per core, (\d+) processes\), trainer "
+                      r"([\d.]+) s", log_path.read_text())
+        run.update(text_mb=round(corpus.stat().st_size / 2 ** 20, 1), vocab_s=float(m.group(1)),
+                   counting_s=float(m.group(2)), counting_mb_s_per_core=float(m.group(3)), trainer_s=float(m.group(5)))
+        run.pop("processes_at_preparation_peak", None)
+        result["sizes"][str(mb)] = run
+        print(f"[{mb} MB] vocab alone: {json.dumps(run)}", flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"vocab_{started.strftime('%Y%m%d_%H%M')}_{socket.gethostname()}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    m = result["machine"]
+    rows = ["| text | vocab (wall) | counting (wall) | counting MB/s per core | trainer (wall) | CPU s | peak RSS |",
+            "|---|---|---|---|---|---|---|"]
+    for mb, r in result["sizes"].items():
+        rows.append(f"| {r['text_mb']:.0f} MB | {r['vocab_s']:.0f} s | {r['counting_s']:.0f} s | "
+                    f"{r['counting_mb_s_per_core']:.1f} | {r['trainer_s']:.0f} s | {r['cpu_s']:.0f} | "
+                    f"{r['peak_rss_mb']:,} MB |")
+    write_table(result, VBEGIN, VEND, "\n".join([
+        f"Measured {result['date']} on {m['host']} ({m['cpu']}, {m['cores']} cores), data.num_proc="
+        f"{result['num_proc']}; command: `{result['command']}`; raw numbers: `{out.relative_to(ROOT)}`.", "", *rows]))
+
+
 # -- loader ---------------------------------------------------------------------------------------------------
 LOADER = r"""
 import json, sys, time, itertools
@@ -368,7 +414,8 @@ def cmd_loader(args):
               "max_seq_length": 128, "text_mb": args.mb,
               "command": " ".join(["python", "benchmarks/corpus_scale.py", *sys.argv[1:]]), "runs": []}
     for mode in ("cached", "streaming"):
-        for packing, wwm in ((0, 0), (0, 1), (1, 0)):
+        # masking and packing cost the same on both; streaming adds reading, tokenising and pairing
+        for packing, wwm in ((0, 0), (0, 1), (1, 0)) if mode == "cached" else ((0, 0),):
             for workers in args.workers:
                 proc = subprocess.run([sys.executable, "-c", LOADER, str(ROOT), str(corpus), str(cache), str(workers),
                                        mode, str(packing), str(wwm), str(args.seconds)], cwd=ROOT,
@@ -402,7 +449,7 @@ def loader_table(r: dict, path: Path) -> str:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("command", choices=["generate", "prepare", "loader"])
+    p.add_argument("command", choices=["generate", "prepare", "vocab", "loader"])
     p.add_argument("--sizes", type=int, nargs="+", default=[100, 1000], help="MB of text")
     p.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "bert_pl_corpus_scale")
     p.add_argument("--num-proc", type=int, default=os.cpu_count())
@@ -419,6 +466,8 @@ def main():
             print(f"{path}: {path.stat().st_size / 2 ** 20:.0f} MB in {time.monotonic() - start:.0f} s")
     elif args.command == "prepare":
         cmd_prepare(args)
+    elif args.command == "vocab":
+        cmd_vocab(args)
     else:
         cmd_loader(args)
 
