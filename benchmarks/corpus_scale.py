@@ -376,12 +376,21 @@ if mode == "cached":
     data = build_pretraining_dataset(source, tok, cache, max_seq_length=128, dupe_factor=1, num_proc=2)["train"]
     sampler = ResumableSampler(len(data), shuffle=True, seed=1)
     loader = DataLoader(IndexedDataset(data), batch_size=bs, sampler=sampler, collate_fn=coll, num_workers=workers,
-                        persistent_workers=False, prefetch_factor=4 if workers else None)
+                        persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
 else:
     data = StreamingInstances(source, tok.to_str(), "train", 128, 0.1, 1, True, 1, 2000)
     loader = DataLoader(data, batch_size=bs, collate_fn=coll, num_workers=workers,
                         prefetch_factor=4 if workers else None)
-it = iter(loader)
+def batches_forever():  # epoch after epoch (a small cache would end before the time is up)
+    epoch = 0
+    while True:
+        if mode == "cached":
+            sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+it = batches_forever()
 first = next(it)  # start-up (workers, first shard) not counted
 positions = real = batches = 0
 start = time.monotonic()
@@ -455,7 +464,7 @@ def main():
     p.add_argument("--num-proc", type=int, default=os.cpu_count())
     p.add_argument("--keep", action="store_true", help="keep the caches")
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--mb", type=int, default=100, help="loader: MB of text behind the cache")
+    p.add_argument("--mb", type=int, default=20, help="loader: MB of text behind the cache")
     p.add_argument("--seconds", type=float, default=8.0, help="loader: seconds measured per setting")
     args = p.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
