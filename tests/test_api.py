@@ -38,3 +38,11 @@ def test_a_pretraining_checkpoint_called_fills_masks(tiny_checkpoint):
     text = "Paris is the [MASK] of France."
     assert model(text) == model.fill_mask(text) and len(model(text)) == 1  # one [MASK] -> one list of top-k
     assert len(model([text, text])) == 2
+
+
+def test_a_missing_model_is_named_by_the_setting_that_named_it(tmp_path):
+    import bert_pl
+    from bert_pl.errors import UserError
+
+    with pytest.raises(UserError, match=f"^model={tmp_path / 'nothere'} does not exist: pass a bert-pl run folder"):
+        bert_pl.load(tmp_path / "nothere")

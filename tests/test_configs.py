@@ -59,6 +59,9 @@ def test_finetune_composes(task):
     OmegaConf.resolve(cfg)
     assert cfg.data._target_.endswith("SquadDataModule" if task.startswith("squad") else "GlueDataModule")
     assert cfg.optimizer.lr == (3e-5 if task.startswith("squad") else 2e-5)
+    # the task's own epochs win over the trainer group's default (Google's run_squad: 2), the command line over both
+    assert cfg.trainer.max_epochs == (2 if task.startswith("squad") else 3)
+    assert compose_cfg("finetune", [f"task={task}", "trainer.max_epochs=1"]).trainer.max_epochs == 1
     assert cfg.module.scheduler.warmup_ratio == 0.1
 
 

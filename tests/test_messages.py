@@ -81,7 +81,7 @@ def test_a_vocab_larger_than_the_checkpoints_embeddings_is_refused_before_anythi
     from bert_pl.errors import UserConfigError
     from bert_pl.training.checks import model_dict
 
-    with pytest.raises(UserConfigError, match=r"the tokenizer has 40000 tokens but .*tiny.ckpt has embeddings for "
+    with pytest.raises(UserConfigError, match=r"the tokenizer has 40000 tokens but .*\.ckpt has embeddings for "
                                               r"30522; leave data.tokenizer.path unset"):
         model_dict(None, 40000, str(tiny_pretrained))
     assert model_dict(None, 30522, str(tiny_pretrained))["vocab_size"] == 30522

@@ -246,6 +246,7 @@ def test_serve_py_drains_the_requests_in_flight_on_sigterm_and_exits_0(tiny_chec
 def test_settings_are_checked_in_one_line_before_the_model_is_read(capsys):
     import importlib
 
+    from bert_pl.cli import standalone
     from bert_pl.errors import UserConfigError
 
     serve = importlib.import_module("bert_pl.cli.serve")  # bert_pl.cli.serve is also the console-script function
@@ -264,4 +265,4 @@ def test_settings_are_checked_in_one_line_before_the_model_is_read(capsys):
         serve.main(["--help"])
     assert stop.value.code == 0
     text = capsys.readouterr().out
-    assert text.startswith("serve.py: ") and all(f"\n{k}:" in text for k in serve._register())
+    assert text.startswith("serve.py: ") and all(f"\n{k}:" in text for k in standalone.register(serve.CONFIG))

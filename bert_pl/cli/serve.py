@@ -4,14 +4,14 @@ checkpoint, taken as typed); each is checked for its kind before the model is re
 """
 from __future__ import annotations
 
-import sys
 from typing import Optional, Sequence
 
-from bert_pl.cli.entry import entry_point
+from bert_pl.cli import standalone
 from bert_pl.errors import UserConfigError
 from bert_pl.io.project import CONF_DIR
 
 CONFIG = CONF_DIR / "serve.yaml"
+FREE_TEXT = ("model",)  # taken exactly as typed (a path may hold brackets, commas, '=')
 # setting: (smallest value, None allowed)
 WHOLE_NUMBERS = {"port": (0, False), "max_batch_size": (1, False), "max_inputs": (1, False), "max_chars": (1, False),
                  "max_seq_length": (1, True), "threads": (1, True)}
@@ -48,28 +48,9 @@ def typed(cfg):
     return cfg
 
 
-def _register() -> list:
-    """conf/serve.yaml as the config `serve` (on its own: no conf/ groups in its search path); its settings."""
-    from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
-
-    defaults = OmegaConf.load(CONFIG)
-    ConfigStore.instance().store(name="serve", node=defaults)
-    return [k for k in defaults if k not in ("defaults", "hydra")]
-
-
 def compose(argv: Sequence[str]):
     """The settings serve.py runs with for `argv` (as `main` composes them, without serving)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize
-    from hydra.core.global_hydra import GlobalHydra
-
-    from bert_pl.cli.predict import free_text
-
-    overrides = free_text(argv, _register())
-    GlobalHydra.instance().clear()
-    with initialize(version_base="1.3", config_path=None):
-        return typed(hydra_compose("serve", overrides=overrides))
+    return standalone.compose(CONFIG, argv, FREE_TEXT, typed)
 
 
 def run_serve(cfg) -> None:
@@ -91,24 +72,4 @@ def run_serve(cfg) -> None:
 def main(argv: Optional[Sequence[str]] = None):
     """Compose conf/serve.yaml with `argv` (default: the command line) and serve; errors end in one line and exit
     code 2."""
-    import hydra
-
-    from bert_pl.cli.predict import free_text
-
-    try:
-        overrides = free_text(sys.argv[1:] if argv is None else argv, _register())
-    except UserConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-    @hydra.main(version_base="1.3", config_path=None, config_name="serve")
-    @entry_point
-    def serve_app(cfg):
-        return run_serve(typed(cfg))
-
-    saved = sys.argv
-    sys.argv = [saved[0], *overrides]  # hydra.main reads the command line
-    try:
-        serve_app()
-    finally:
-        sys.argv = saved
+    standalone.run(CONFIG, argv, FREE_TEXT, lambda cfg: run_serve(typed(cfg)))

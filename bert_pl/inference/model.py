@@ -279,4 +279,4 @@ def load(path, device: Union[str, torch.device] = "cpu", batch_size: int = 64,
         if torch.device(device).type != "cpu":
             raise PredictError(f"{folder} is an ONNX export, run on CPU by onnxruntime: pass device=cpu")
         return Model(read_export(folder), device, batch_size, max_seq_length)
-    return Model(resolve(path), device, batch_size, max_seq_length)
+    return Model(resolve(path, key="model"), device, batch_size, max_seq_length)

@@ -123,6 +123,8 @@ def run_predict(cfg) -> list:
     positive_int("top_k", cfg.top_k)
     if cfg.layers is not None:
         layer_list(cfg.layers)
+    if cfg.get("normalize") not in (None, True, False):
+        raise PredictError(f"normalize={cfg.normalize!r}: use true, false or null (the model's own)")
     if cfg.mode not in ("auto", *MODES):
         raise PredictError(f"mode={cfg.mode!r}: use auto, {', '.join(MODES)}")
     if cfg.output:
@@ -138,7 +140,7 @@ def run_predict(cfg) -> list:
         results = [{"masks": r} for r in model.fill_mask([_as_text(x) for x in inputs], top_k=cfg.top_k)]
     else:
         layers = list(cfg.layers) if cfg.layers is not None else None
-        vectors = model.embed([_as_text(x) for x in inputs], layers, cfg.pooling)
+        vectors = model.embed([_as_text(x) for x in inputs], layers, cfg.pooling, cfg.get("normalize"))
         results = [{"embedding": [round(float(v), 6) for v in row]} for row in vectors]
     if len(inputs) < len(lines):
         found = iter(results)

@@ -184,10 +184,10 @@ def _hub_id(spec: str) -> bool:
         and not spec.endswith((".ckpt", ".pt", ".bin", ".safetensors", ".json"))  # a file name, not a model name
 
 
-def _fetch_hub(repo_id: str) -> Path:
+def _fetch_hub(repo_id: str, key: str = "pretrained") -> Path:
     from bert_pl.io.hub import require_online
 
-    cached = require_online(f"pretrained={repo_id!r} is no local file or folder, so it", "pretrained=/path/to/a/local/"
+    cached = require_online(f"{key}={repo_id!r} is no local file or folder, so it", f"{key}=/path/to/a/local/"
                             "folder (Hugging Face or Google format, e.g. one downloaded with `huggingface-cli "
                             "download`) or a bert-pl run folder/.ckpt", repo_id=repo_id, allow_patterns=_HUB_FILES)
     if cached is not None:  # offline, and already in the local hub cache
@@ -198,14 +198,14 @@ def _fetch_hub(repo_id: str) -> Path:
     try:
         return Path(snapshot_download(repo_id, allow_patterns=_HUB_FILES))
     except RepositoryNotFoundError:
-        raise CheckpointError(f"pretrained={repo_id}: no such local file or folder, and no model {repo_id!r} on the "
+        raise CheckpointError(f"{key}={repo_id}: no such local file or folder, and no model {repo_id!r} on the "
                               f"Hugging Face hub (or it is private: set HF_TOKEN); check the name") from None
     except (HfHubHTTPError, OSError) as e:
-        raise CheckpointError(f"pretrained={repo_id}: downloading it from the Hugging Face hub failed "
+        raise CheckpointError(f"{key}={repo_id}: downloading it from the Hugging Face hub failed "
                               f"({str(e).splitlines()[0][:200]}); retry, or pass a local folder") from None
 
 
-def _local_spec(pretrained: str) -> str:
+def _local_spec(pretrained: str, key: str = "pretrained") -> str:
     """A file:// URL as its local path; any other URL is refused in one line (checkpoints are read from disk)."""
     if "://" not in pretrained:
         return pretrained
@@ -213,23 +213,23 @@ def _local_spec(pretrained: str) -> str:
         from fsspec.core import url_to_fs
 
         return url_to_fs(pretrained)[1]
-    raise CheckpointError(f"pretrained={pretrained}: checkpoints are read from local files only; copy it to a local "
+    raise CheckpointError(f"{key}={pretrained}: checkpoints are read from local files only; copy it to a local "
                           f"path first (e.g. fsspec, `aws s3 cp`, `gcloud storage cp`) and pass that path")
 
 
-def resolve(pretrained) -> Checkpoint:
+def resolve(pretrained, key: str = "pretrained") -> Checkpoint:
     """Load any supported checkpoint; the last one read is kept, since every entry point reads it twice
-    (config, then weights)."""
+    (config, then weights). `key`: the setting that named it, for messages (pretrained=, model=)."""
     from bert_pl.io import runs
 
-    pretrained = runs.expand(_local_spec(str(pretrained)))
+    pretrained = runs.expand(_local_spec(str(pretrained), key))
     path = Path(pretrained).expanduser()
     stamp = path.stat().st_mtime_ns if path.exists() else None
-    return _resolve_cached(pretrained, stamp)
+    return _resolve_cached(pretrained, stamp, key)
 
 
 @functools.lru_cache(maxsize=1)
-def _resolve_cached(pretrained: str, stamp) -> Checkpoint:
+def _resolve_cached(pretrained: str, stamp, key: str = "pretrained") -> Checkpoint:
     path = Path(pretrained).expanduser()
     if path.is_file():
         ckpt = _load_ours(path)
@@ -248,11 +248,11 @@ def _resolve_cached(pretrained: str, stamp) -> Checkpoint:
                 f"{path}: no recognisable checkpoint: expected config.json + model.safetensors/pytorch_model.bin "
                 f"(Hugging Face), bert_config.json + bert_model.ckpt.index (Google), or a bert-pl .ckpt")
     elif _hub_id(str(pretrained)) and not os.path.lexists(path):
-        ckpt = _load_hf(_fetch_hub(str(pretrained)))
+        ckpt = _load_hf(_fetch_hub(str(pretrained), key))
     else:
         from bert_pl.io.missing import why_missing
 
-        raise CheckpointError(f"pretrained={pretrained} {why_missing(path)}: pass a bert-pl run folder or .ckpt, a "
+        raise CheckpointError(f"{key}={pretrained} {why_missing(path)}: pass a bert-pl run folder or .ckpt, a "
                               f"Hugging Face or Google folder, or a hub id (online)")
     _check_consistent(ckpt)
     return ckpt

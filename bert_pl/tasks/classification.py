@@ -462,7 +462,8 @@ class ClassificationPredictor(Predictor):
         for n, x in enumerate(inputs, 1):
             if isinstance(x, str) == bool(want_pairs):
                 raise PredictError(f"input {n}: the model was fine-tuned on {'pairs' if want_pairs else 'single texts'}"
-                                   f"; give {'two tab-separated texts' if want_pairs else 'one text'} per line")
+                                   f"; give {'a pair of texts' if want_pairs else 'one text'} per input"
+                                   f"{' (two texts separated by a tab on a line of a file)' if want_pairs else ''}")
 
     def predict(self, inputs: list, progress: bool = True) -> List[dict]:
         enc = self.runtime.encode(inputs)
