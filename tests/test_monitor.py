@@ -90,7 +90,7 @@ def write_metrics(path, steps, losses, main):
 
 
 def test_plot_command_overlays_runs_and_a_bad_run_is_one_line(tmp_path, capsys):
-    from bert_pl import plot
+    from bert_pl.cli import plot
 
     for name, main in (("a", 0.7), ("b", 0.8)):
         write_metrics(tmp_path / name / "csv" / "metrics.csv", [1, 3, 5], [0.7, 0.6, 0.5], main)

@@ -57,7 +57,8 @@ class ResumableSampler(Sampler):
         order = self._order()[self._skip:]
         self._skip = 0
         epoch = self.epoch
-        return iter([(int(i), epoch) for i in order] if self.with_epoch else order.tolist())
+        # lazily: a list of Python ints (or pairs) costs ~30-85 bytes per instance, gigabytes at corpus scale
+        return ((int(i), epoch) for i in order) if self.with_epoch else (int(i) for i in order)
 
     def __len__(self) -> int:
         """The whole epoch, skipped part included: Lightning's batch counter resumes from the checkpoint too."""
