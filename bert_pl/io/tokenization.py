@@ -109,6 +109,17 @@ def train(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True, 
     counts: Counter = Counter()
     for text in texts:
         counts.update(word for word, _ in split(normalize(text)))
+    return train_from_counts(counts, vocab_size, lowercase, min_frequency, limit_alphabet, handle_chinese_chars,
+                             strip_accents)
+
+
+def train_from_counts(counts: Counter, vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2,
+                      limit_alphabet: int = 1000, handle_chinese_chars: bool = True,
+                      strip_accents: Optional[bool] = None) -> Tokenizer:
+    """`train` from word counts made already (normalised, pre-tokenised words; e.g. merged from processes that
+    each counted a part of a corpus): the alphabet, `##` pieces, trainer and tie-breaks that make `train`
+    deterministic."""
+    normalizer = dict(handle_chinese_chars=handle_chinese_chars, strip_accents=strip_accents)
     chars: Counter = Counter()
     for word, n in counts.items():
         for c in word:

@@ -7,7 +7,7 @@ stream. `data.num_proc` worker processes (started fresh: no copy of the training
 memory) then take the chunks in order, at most two each in flight:
 
 - the vocab: each worker counts the chunk's whitespace pieces after BERT's normaliser; the counts are merged
-  and split into words once per distinct piece (`count_words`), then `train_from_counts` builds the vocab;
+  and split into words once per distinct piece (`count_words`), then `tokenization.train_from_counts` builds the vocab;
 - the instances: each worker reads, sentence-splits and tokenises its chunk, holds out validation documents,
   pairs them `docs_per_shard` documents at a time (Google's algorithm; random-next segments from the same shard)
   and writes its own Arrow files straight into the cache folder; nothing is concatenated or copied afterwards.
@@ -257,35 +257,6 @@ def count_words(texts: Iterable[str], settings: dict) -> Counter:
                     pipe.pre_tokenizer.pre_tokenize_str)
 
 
-def train_from_counts(counts: Counter, vocab_size: int = 8000, lowercase: bool = True, min_frequency: int = 2,
-                      limit_alphabet: int = 1000, handle_chinese_chars: bool = True,
-                      strip_accents: Optional[bool] = None):
-    """`tokenization.train` from word counts already made: the same alphabet, `##` pieces, trainer and tie-breaks
-    (tests check the two give the same vocab, byte for byte)."""
-    from tokenizers import Tokenizer, pre_tokenizers
-    from tokenizers.models import WordPiece
-    from tokenizers.trainers import WordPieceTrainer
-
-    from bert_pl.io import tokenization
-
-    chars: Counter = Counter()
-    for word, n in counts.items():
-        for c in word:
-            chars[c] += n
-    alphabet = sorted(c for c, _ in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))[:limit_alphabet])
-    kept = set(alphabet)
-    pieces = sorted({"##" + c for word in counts for c in word[1:] if c in kept})
-    trainer = WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                               special_tokens=tokenization.SPECIAL_TOKENS + alphabet + pieces,
-                               initial_alphabet=alphabet, limit_alphabet=len(alphabet),
-                               continuing_subword_prefix="##", show_progress=False)
-    words = Tokenizer(WordPiece(unk_token="[UNK]"))
-    words.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    words.train_from_iterator(tokenization._repeat_words(counts), trainer=trainer)
-    return tokenization._from_vocab(words.get_vocab(), lowercase, "trained tokenizer",
-                                    handle_chinese_chars=handle_chinese_chars, strip_accents=strip_accents)
-
-
 def _count_task(source: dict, task: tuple, settings: dict) -> dict:
     cpu = time.process_time()
     normalize = _pipeline(settings).normalizer.normalize_str
@@ -295,6 +266,8 @@ def _count_task(source: dict, task: tuple, settings: dict) -> dict:
 
 def train_vocab(source: dict, settings: dict, num_proc: int = 1):
     """A WordPiece vocab for the corpus: words counted by `num_proc` processes, chunk by chunk."""
+    from bert_pl.io import tokenization
+
     start = time.monotonic()
     work, total = tasks(source)
     pieces: Counter = Counter()
@@ -312,7 +285,7 @@ def train_vocab(source: dict, settings: dict, num_proc: int = 1):
     counts = words_of(pieces, _pipeline(settings).pre_tokenizer.pre_tokenize_str)
     pieces.clear()
     train_start = time.monotonic()
-    tok = train_from_counts(counts, **settings)
+    tok = tokenization.train_from_counts(counts, **settings)
     mb = stats["bytes"] / 2 ** 20
     log.info("vocab: %d words trained on %.1f MB in %.1f s: counting %.1f s (%.2f MB/s per core, %d processes), "
              "trainer %.1f s", tok.get_vocab_size(), mb, time.monotonic() - start, counting,
