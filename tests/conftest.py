@@ -104,3 +104,14 @@ def no_empty_run_folders_left_in_outputs():
             folder.rmdir()
     if not existed and not any(outputs.iterdir()):
         outputs.rmdir()
+
+
+@pytest.fixture(autouse=True)
+def absl_logs_to_the_real_stderr():
+    """TensorFlow's import (the Google-checkpoint tests) sets up absl's log handler on the sys.stderr of that moment,
+    pytest's capture file, and absl closes that file when a later logging.config call (Hydra's, in another test)
+    shuts every handler down: pytest then loses its stderr and the run dies. Point absl at the real stderr."""
+    yield
+    absl = sys.modules.get("absl.logging")
+    if absl is not None and absl.get_absl_handler().python_handler.stream is not sys.__stderr__:
+        absl.get_absl_handler().python_handler.stream = sys.__stderr__
